@@ -1,0 +1,75 @@
+"""Sensors: the ingestion loop (one batch at a time until the source is exhausted)."""
+
+from __future__ import annotations
+
+import json
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from mlops_assets.jobs import ingest_job
+from mlops_assets.partitions import batch_key, batch_number, batch_partitions
+
+RAW = AssetKey("raw_listings")
+
+
+def _source_exhausted(instance: DagsterInstance, key: str) -> bool:
+    records = instance.fetch_observations(AssetRecordsFilter(asset_key=RAW, asset_partitions=[key]), limit=1).records
+    return bool(records) and bool(records[0].asset_observation.metadata.get("source_exhausted"))
+
+
+def _ingest(key: str, add_partition: bool) -> SensorResult:
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                partition_key=key,
+                run_key=f"ingest-{key}",
+                tags={"mlops/trigger": "ingestion_sensor"},
+            )
+        ],
+        dynamic_partitions_requests=[batch_partitions.build_add_request([key])] if add_partition else [],
+    )
+
+
+@sensor(job=ingest_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+def ingestion_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    """Requests the next batch once the previous one is in; stops once the source says it has
+    no more data (reset this sensor's cursor after restarting the source to read again)."""
+    state = json.loads(context.cursor) if context.cursor else {}
+    if "exhausted_after" in state:
+        return SkipReason(f"the source is exhausted (last batch {state['exhausted_after']}); not asking again")
+    instance = context.instance
+    keys = sorted(instance.get_dynamic_partitions(batch_partitions.name))
+    if not keys:
+        return _ingest(batch_key(1), add_partition=True)
+    last = keys[-1]
+    if last not in instance.get_materialized_partitions(RAW):
+        if _source_exhausted(instance, last):
+            done = batch_key(batch_number(last) - 1)
+            return SensorResult(
+                skip_reason=f"the source has no batch {last}: exhausted after batch {done}",
+                dynamic_partitions_requests=[batch_partitions.build_delete_request([last])],
+                cursor=json.dumps({"exhausted_after": done}),
+            )
+        runs = instance.get_runs(RunsFilter(tags={"dagster/partition": last}), limit=1)
+        if not runs:
+            return _ingest(last, add_partition=False)
+        if not runs[0].is_finished:
+            return SkipReason(f"batch {last} is still being ingested (run {runs[0].run_id})")
+        if runs[0].status != DagsterRunStatus.SUCCESS:
+            return SkipReason(
+                f"batch {last} failed in run {runs[0].run_id}: fix the cause and re-materialize it; "
+                "ingestion continues once it is in"
+            )
+    return _ingest(batch_key(batch_number(last) + 1), add_partition=True)

@@ -1,0 +1,70 @@
+"""One settings object for every part (pipeline, serving, dashboard), read from the environment.
+
+Every external system is a URL with an embedded default under MLOPS_HOME (`.mlops/`): a SQLite
+warehouse, local files, a local MLflow store and the in-process simulator. Pointing the URLs at
+PostgreSQL, S3 and an MLflow server changes nothing else. Plain environment parsing keeps this
+importable from the small serving image.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    storage_url: str
+    mlflow_tracking_uri: str
+    mlflow_artifact_location: str | None
+    source_url: str | None
+    source_group: int
+    source_day: str
+    simulator_seed: int
+    simulator_batches: int
+    simulator_min_rows: int
+    simulator_max_rows: int
+    model_name: str
+    model_alias: str
+    serving_url: str | None
+    admin_token: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("MLOPS_HOME") or ".mlops").expanduser().resolve()
+        tracking = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+        local_mlflow = tracking.startswith(("sqlite:", "file:")) or "://" not in tracking
+        return cls(
+            home=home,
+            database_url=env.get("MLOPS_DATABASE_URL") or f"sqlite:///{home / 'warehouse.db'}",
+            storage_url=(env.get("MLOPS_STORAGE_URL") or (home / "storage").as_uri()).rstrip("/"),
+            mlflow_tracking_uri=tracking,
+            mlflow_artifact_location=env.get("MLOPS_MLFLOW_ARTIFACTS")
+            or ((home / "mlartifacts").as_uri() if local_mlflow else None),
+            source_url=(env.get("MLOPS_SOURCE_URL") or "").rstrip("/") or None,
+            source_group=_int(env, "MLOPS_SOURCE_GROUP", 1),
+            source_day=env.get("MLOPS_SOURCE_DAY") or "Tuesday",
+            simulator_seed=_int(env, "MLOPS_SIM_SEED", 42),
+            simulator_batches=_int(env, "MLOPS_SIM_BATCHES", 8),
+            simulator_min_rows=_int(env, "MLOPS_SIM_MIN_ROWS", 4_000),
+            simulator_max_rows=_int(env, "MLOPS_SIM_MAX_ROWS", 30_000),
+            model_name=env.get("MLOPS_MODEL_NAME") or "house-price",
+            model_alias=env.get("MLOPS_MODEL_ALIAS") or "champion",
+            serving_url=(env.get("MLOPS_SERVING_URL") or "").rstrip("/") or None,
+            admin_token=env.get("MLOPS_ADMIN_TOKEN") or None,
+        )

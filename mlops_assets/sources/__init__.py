@@ -1,0 +1,1 @@
+"""Where listings come from: the batch data API client, its simulator and the file replay."""
