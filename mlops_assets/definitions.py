@@ -1,18 +1,20 @@
-"""The Dagster code location: assets, checks, jobs, sensors and resources, wired from settings."""
+"""The Dagster code location: assets, jobs, sensors and resources, wired from the settings."""
 
 from __future__ import annotations
 
-from dagster import Definitions, load_assets_from_modules
+from dagster import Definitions
 
-from mlops_assets.assets import listings
-from mlops_assets.jobs import ingest_job
+from mlops_assets.assets.drift import drift_report
+from mlops_assets.assets.listings import clean_listings, raw_listings
+from mlops_assets.assets.models import candidate_model, champion_model
+from mlops_assets.jobs import ingest_job, mlops_pipeline, train_job
 from mlops_assets.resources import build_resources
-from mlops_assets.sensors import ingestion_sensor
+from mlops_assets.sensors import drift_sensor, ingestion_sensor
 from mlops_assets.settings import Settings
 
 defs = Definitions(
-    assets=load_assets_from_modules([listings]),
-    jobs=[ingest_job],
-    sensors=[ingestion_sensor],
+    assets=[raw_listings, clean_listings, drift_report, candidate_model, champion_model],
+    jobs=[ingest_job, train_job, mlops_pipeline],
+    sensors=[ingestion_sensor, drift_sensor],
     resources=build_resources(Settings.from_env()),
 )

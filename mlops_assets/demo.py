@@ -1,23 +1,29 @@
 """`make demo`: the unattended loop, driven tick by tick in one process on the embedded default.
 
-Each batch goes the way `dagster dev` with its daemon would take it: the ingestion sensor asks for
-the next batch, the ingest job runs for that partition - on the same Dagster instance
-(DAGSTER_HOME), so the runs are there to browse in `make dev` afterwards.
+Each batch goes the way `dagster dev` with its daemon takes it: the ingestion sensor asks for the
+next batch and `ingest_job` loads, cleans and judges it; the drift sensor reads the drift report
+and requests `train_job` only when the data changed (or there is no champion yet). Everything runs
+on the Dagster instance in DAGSTER_HOME, so the runs are there to browse in `make dev` afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import time
 from pathlib import Path
 
-from dagster import DagsterInstance, SensorResult, build_sensor_context
+# Quiet MLflow before it is imported: the demo prints its own one line per batch.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from mlops_assets.definitions import defs
-from mlops_assets.sensors import ingestion_sensor
+from dagster import DagsterInstance, RunRequest, SensorDefinition, SensorResult, build_sensor_context
+
 from mlops_assets.settings import Settings
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def fresh_start(settings: Settings) -> None:
@@ -29,41 +35,97 @@ def fresh_start(settings: Settings) -> None:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def run(max_batches: int) -> None:
-    instance = DagsterInstance.get()
-    ingest = defs.resolve_job_def("ingest_job")
-    cursor: str | None = None
-    print(f"source: {defs.resources['source'].get_source().describe()}")
-    for _ in range(max_batches):
-        result = ingestion_sensor(build_sensor_context(instance=instance, cursor=cursor))
-        if not isinstance(result, SensorResult) or not result.run_requests:
-            message = result.skip_reason.skip_message if isinstance(result, SensorResult) else result.skip_message
-            print(f"ingestion sensor: {message}")
-            break
-        for request in result.dynamic_partitions_requests:
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        cursor = result.cursor or cursor
-        key = result.run_requests[0].partition_key
-        started = time.monotonic()
-        outcome = ingest.execute_in_process(
-            partition_key=key, instance=instance, tags=result.run_requests[0].tags, raise_on_error=False
+class Loop:
+    """Evaluates sensors and executes the runs they request, in process."""
+
+    def __init__(self, instance: DagsterInstance) -> None:
+        from mlops_assets.definitions import defs
+
+        self.defs = defs
+        self.instance = instance
+        self.cursors: dict[str, str | None] = {}
+
+    def tick(self, sensor: SensorDefinition) -> tuple[list[RunRequest], str]:
+        result = sensor(build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name)))
+        if not isinstance(result, SensorResult):
+            return [], result.skip_message or ""
+        for request in result.dynamic_partitions_requests or []:
+            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        self.cursors[sensor.name] = result.cursor or self.cursors.get(sensor.name)
+        skip = result.skip_reason.skip_message if result.skip_reason else ""
+        return list(result.run_requests or []), skip
+
+    def execute(self, job_name: str, request: RunRequest):
+        job = self.defs.resolve_job_def(job_name)
+        return job.execute_in_process(
+            partition_key=request.partition_key,
+            instance=self.instance,
+            tags=request.tags,
+            run_config=QUIET,
+            raise_on_error=False,
         )
-        seconds = time.monotonic() - started
-        if not outcome.success:
-            print(f"batch {key}: ingest failed - see run {outcome.run_id} in the Dagster UI")
+
+
+def _meta(result, node: str) -> dict:
+    events = result.asset_materializations_for_node(node)
+    return {k: v.value for k, v in events[0].metadata.items()} if events else {}
+
+
+def run(max_batches: int) -> None:
+    from mlops_assets.sensors import drift_sensor, ingestion_sensor
+
+    loop = Loop(DagsterInstance.get())
+    print(f"source: {loop.defs.resources['source'].get_source().describe()}\n")
+    for _ in range(max_batches):
+        requests, skip = loop.tick(ingestion_sensor)
+        if not requests:
+            print(f"ingestion sensor: {skip}")
             break
-        clean = outcome.asset_materializations_for_node("clean_listings")[0].metadata
-        print(f"batch {key}: {clean['rows_in'].value:>6} rows in, {clean['rows_out'].value:>6} clean ({seconds:.1f}s)")
-    print("\nOpen the asset graph and these runs:  make dev   (http://127.0.0.1:3001)")
+        started = time.monotonic()
+        ingest = loop.execute("ingest_job", requests[0])
+        key = requests[0].partition_key
+        if not ingest.success:
+            print(f"batch {key}: ingest failed - see run {ingest.run_id} in the Dagster UI")
+            break
+        clean, drift = _meta(ingest, "clean_listings"), _meta(ingest, "drift_report")
+        detected = (
+            "-" if drift["decision"].endswith("(no champion yet)") else "yes" if drift["drift_detected"] else "no"
+        )
+        line = f"batch {key} | {clean['rows_out']:>6,} rows | drift: {detected} ({drift['why']}) | "
+        train_requests, _ = loop.tick(drift_sensor)
+        if not train_requests:
+            line += "not trained"
+        else:
+            train = loop.execute("train_job", train_requests[0])
+            candidate, champion = _meta(train, "candidate_model"), _meta(train, "champion_model")
+            if not train.success:
+                line += f"training failed: see run {train.run_id}"
+            else:
+                scores = f"R2 {candidate['r2']:.3f}, RMSE ${candidate['rmse']:,.0f}"
+                line += f"trained v{candidate['model_version']}: {scores} | "
+                line += "promoted" if champion["verdict"] == "promoted" else f"rejected: {champion['reason']}"
+        print(f"{line}  ({time.monotonic() - started:.0f}s)", flush=True)
+
+    settings = Settings.from_env()
+    from mlops_assets.ml.registry import ModelRegistry
+
+    champion = ModelRegistry(settings.mlflow_tracking_uri, settings.model_name, settings.model_alias).alias_version()
+    print(f"\nchampion: {settings.model_name} v{champion} (alias '{settings.model_alias}')")
+    print(
+        "\nNext:\n"
+        "  make dev         the asset graph, these runs and the sensors: http://127.0.0.1:3001\n"
+        f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}   experiments and registry"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batches", type=int, default=5, help="at most this many batches")
+    parser.add_argument("--batches", type=int, default=7, help="at most this many batches")
     parser.add_argument("--fresh", action="store_true", help="start from an empty platform")
     args = parser.parse_args()
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    logging.disable(logging.INFO)  # the run and sensor logs are in the Dagster UI
     if args.fresh:
         fresh_start(Settings.from_env())
     run(args.batches)

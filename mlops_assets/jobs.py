@@ -1,14 +1,29 @@
-"""Asset jobs: what runs together for one batch."""
+"""Asset jobs. One run handles one batch partition."""
 
 from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from mlops_assets.partitions import batch_partitions
+INGEST = AssetSelection.assets("raw_listings", "clean_listings", "drift_report")
+TRAIN = AssetSelection.assets("candidate_model", "champion_model")
 
 ingest_job = define_asset_job(
     "ingest_job",
-    selection=AssetSelection.assets("raw_listings", "clean_listings"),
-    partitions_def=batch_partitions,
-    description="Fetch one batch from the source, load RAW DATA and CLEAN DATA. Never trains.",
+    selection=INGEST,
+    description="Fetch one batch, load RAW DATA and CLEAN DATA, and judge its drift. Never trains: "
+    "the drift sensor decides that from the drift report.",
+)
+
+train_job = define_asset_job(
+    "train_job",
+    selection=TRAIN,
+    description="Train a candidate on all clean data up to the batch and decide its promotion. Always trains.",
+)
+
+mlops_pipeline = define_asset_job(
+    "mlops_pipeline",
+    selection=INGEST | TRAIN,
+    description="The whole loop for one batch, like the original Airflow DAG: ingest -> drift check -> "
+    "(drift) train -> (promoted) reload -> end. Without drift, training is skipped in the run.",
+    config={"ops": {"candidate_model": {"config": {"mode": "if_drift"}}}},
 )

@@ -1,15 +1,25 @@
-"""Dagster resources: thin, configurable handles on the warehouse, object store and batch source.
+"""Dagster resources: thin, configurable handles on the platform's systems and policies.
 
-Each wraps a plain class from `storage/` or `sources/`, so the same code runs outside Dagster
-(serving, the dashboard, tests). Sources come in a local and a remote implementation.
+Each wraps a plain class from `storage/`, `sources/` or `ml/`, so the same code runs outside Dagster
+(serving, the dashboard, tests). Sources come in a local and a remote implementation; the warehouse,
+object store and MLflow are chosen by URL.
+
+MLflow: dagster-mlflow's `mlflow_tracking` is a legacy function resource built on MLflow's global
+state, whose runs stay open without its job hook. `MlflowResource` is a small ConfigurableResource
+instead: typed config, one `with mlflow.start_run()` per training, the registry through MlflowClient.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
+import requests
 from dagster import ConfigurableResource
 
+from mlops_assets.core.promotion import Gate
+from mlops_assets.ml.drift import DriftRule
+from mlops_assets.ml.registry import ModelRegistry
+from mlops_assets.ml.training import TuningConfig
 from mlops_assets.settings import Settings
 from mlops_assets.sources.batch_source import BatchSource, HttpBatchSource, SimulatorSource
 from mlops_assets.sources.client import BatchApiClient
@@ -94,6 +104,83 @@ class BatchApiSourceResource(BatchSourceResource):
         return "api"
 
 
+class MlflowResource(ConfigurableResource):
+    """MLflow tracking and registry: a local SQLite store by default, or an MLflow server URL."""
+
+    tracking_uri: str
+    experiment: str = "house-price"
+    artifact_location: str | None = None
+    model_name: str = "house-price"
+    alias: str = "champion"
+
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.tracking_uri, self.model_name, self.alias)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str | None:
+        """A link to the run in the MLflow UI, when the tracking store is a server."""
+        if self.tracking_uri.startswith("http"):
+            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return None
+
+
+class DriftRuleResource(ConfigurableResource):
+    """The drift rule's statistics and thresholds (see `mlops_assets.ml.drift`)."""
+
+    numeric_method: str = "wasserstein"
+    numeric_threshold: float = 0.1
+    categorical_method: str = "jensenshannon"
+    categorical_threshold: float = 0.1
+    min_drifted_columns: int = 1
+    sample_rows: int = 50_000
+
+    def rule(self) -> DriftRule:
+        return DriftRule(**self.model_dump())
+
+
+class TrainingResource(ConfigurableResource):
+    """How candidates are tuned: Optuna trials, CV folds, the holdout share, threads."""
+
+    n_trials: int = 10
+    cv_folds: int = 3
+    holdout_fraction: float = 0.2
+    seed: int = 42
+    nthread: int = 0
+
+    def tuning(self, n_trials: int | None = None) -> TuningConfig:
+        return TuningConfig(
+            n_trials=n_trials or self.n_trials, cv_folds=self.cv_folds, seed=self.seed, nthread=self.nthread
+        )
+
+
+class PromotionGateResource(ConfigurableResource):
+    """When a candidate may become the champion (see `mlops_assets.core.promotion`)."""
+
+    min_r2: float = 0.35
+    max_rmse: float = 700_000.0
+    max_rmse_increase: float = 0.0
+
+    def gate(self) -> Gate:
+        return Gate(**self.model_dump())
+
+
+class ServingResource(ConfigurableResource):
+    """The serving API, told to reload after a promotion (it also follows the alias by itself)."""
+
+    url: str | None = None
+    admin_token: str | None = None
+    timeout_seconds: float = 10.0
+
+    def notify_reload(self) -> str:
+        """POST /reload; raises with a readable message when it does not answer 200."""
+        if not self.url:
+            raise RuntimeError("no serving URL configured (MLOPS_SERVING_URL)")
+        headers = {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
+        response = requests.post(f"{self.url}/reload", headers=headers, timeout=self.timeout_seconds)
+        if response.status_code != 200:
+            raise RuntimeError(f"POST {self.url}/reload answered {response.status_code}: {response.text[:200]}")
+        return response.text
+
+
 def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
     """The resources for a deployment, chosen by the settings' URLs."""
     if settings.source_url:
@@ -111,4 +198,14 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
         "source": source,
         "warehouse": WarehouseResource(url=settings.database_url),
         "object_store": ObjectStoreResource(url=settings.storage_url),
+        "mlflow": MlflowResource(
+            tracking_uri=settings.mlflow_tracking_uri,
+            artifact_location=settings.mlflow_artifact_location,
+            model_name=settings.model_name,
+            alias=settings.model_alias,
+        ),
+        "drift_rule": DriftRuleResource(),
+        "training": TrainingResource(n_trials=settings.train_trials),
+        "promotion_gate": PromotionGateResource(),
+        "serving": ServingResource(url=settings.serving_url, admin_token=settings.admin_token),
     }

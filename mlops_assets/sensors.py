@@ -1,4 +1,4 @@
-"""Sensors: the ingestion loop (one batch at a time until the source is exhausted)."""
+"""Sensors: the ingestion loop, and the drift gate in front of training."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from dagster import (
     sensor,
 )
 
-from mlops_assets.jobs import ingest_job
+from mlops_assets.jobs import ingest_job, train_job
 from mlops_assets.partitions import batch_key, batch_number, batch_partitions
 
 RAW = AssetKey("raw_listings")
+DRIFT_REPORT = AssetKey("drift_report")
 
 
 def _source_exhausted(instance: DagsterInstance, key: str) -> bool:
@@ -73,3 +74,41 @@ def ingestion_sensor(context: SensorEvaluationContext) -> SensorResult | SkipRea
                 "ingestion continues once it is in"
             )
     return _ingest(batch_key(batch_number(last) + 1), add_partition=True)
+
+
+@sensor(job=train_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+def drift_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    """One training run per drift report that asks for one (drift detected, or no champion yet);
+    a report without drift is skipped and costs nothing. Reports made inside mlops_pipeline runs
+    are left alone: those runs train (or not) themselves."""
+    after = int(context.cursor) if context.cursor else None
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=DRIFT_REPORT, after_storage_id=after), limit=100, ascending=True
+    ).records
+    if not records:
+        return SkipReason("no new drift reports")
+    requests = []
+    for record in records:
+        meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+        batch = record.partition_key
+        if meta.get("trains_in_same_run"):
+            continue
+        if str(meta["decision"]).startswith("train"):
+            requests.append(
+                RunRequest(
+                    partition_key=batch,
+                    run_key=f"train-{meta['report_id']}",
+                    tags={
+                        "mlops/trigger": "drift_sensor",
+                        "mlops/drift_report_id": str(meta["report_id"]),
+                        "mlops/decision": str(meta["decision"]),
+                    },
+                )
+            )
+            context.log.info(f"batch {batch}: training requested - {meta['decision']}: {meta['why']}")
+        else:
+            context.log.info(f"batch {batch}: skipped: no drift - {meta['why']}")
+    cursor = str(records[-1].storage_id)
+    if not requests:
+        return SensorResult(skip_reason="new drift reports, none asking for training", cursor=cursor)
+    return SensorResult(run_requests=requests, cursor=cursor)

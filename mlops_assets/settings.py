@@ -38,6 +38,7 @@ class Settings:
     simulator_batches: int
     simulator_min_rows: int
     simulator_max_rows: int
+    train_trials: int
     model_name: str
     model_alias: str
     serving_url: str | None
@@ -63,6 +64,7 @@ class Settings:
             simulator_batches=_int(env, "MLOPS_SIM_BATCHES", 8),
             simulator_min_rows=_int(env, "MLOPS_SIM_MIN_ROWS", 4_000),
             simulator_max_rows=_int(env, "MLOPS_SIM_MAX_ROWS", 30_000),
+            train_trials=_int(env, "MLOPS_TRAIN_TRIALS", 10),
             model_name=env.get("MLOPS_MODEL_NAME") or "house-price",
             model_alias=env.get("MLOPS_MODEL_ALIAS") or "champion",
             serving_url=(env.get("MLOPS_SERVING_URL") or "").rstrip("/") or None,

@@ -140,13 +140,23 @@ def s3_server() -> Iterator[dict[str, str]]:
 @pytest.fixture
 def s3_bucket(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh bucket on the S3 test server, with the process environment pointed at it."""
-    import boto3
-
     for key, value in s3_server.items():
         monkeypatch.setenv(key, value)
     name = f"mlops-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"]).create_bucket(Bucket=name)
+    s3_client(s3_server).create_bucket(Bucket=name)
     return name
+
+
+def s3_client(s3_server: dict[str, str]):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_server["AWS_ENDPOINT_URL"],
+        aws_access_key_id=s3_server["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3_server["AWS_SECRET_ACCESS_KEY"],
+        region_name=s3_server["AWS_DEFAULT_REGION"],
+    )
 
 
 class ServerThread:
@@ -164,3 +174,55 @@ class ServerThread:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres_server: str, s3_server: dict[str, str], tmp_path_factory) -> Iterator[str]:
+    """A real `mlflow server` process: backend store on PostgreSQL, artifacts proxied to the S3
+    test server. Yields its tracking URI. Session-scoped: it takes ~20 s to start."""
+    name = f"mlflow_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    backend = postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    bucket = f"mlflow-{uuid.uuid4().hex[:8]}"
+    s3_client(s3_server).create_bucket(Bucket=bucket)
+    port = free_port()
+    log = tmp_path_factory.mktemp("mlflow") / "server.log"
+    env = {**os.environ, **s3_server, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend,
+             "--artifacts-destination", f"s3://{bucket}/artifacts", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1"],
+            env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        import requests
+
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {log.read_text()[-2000:]}")
+            try:
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"mlflow server not ready in 120 s: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        with admin.connect() as connection:
+            connection.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+            )
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()

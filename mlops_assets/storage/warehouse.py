@@ -58,6 +58,59 @@ clean_listings = sa.Table(
     sa.Column("acre_lot_missing", sa.Boolean, nullable=False),
 )
 
+drift_reports = sa.Table(
+    "drift_reports",
+    metadata,
+    sa.Column("report_id", sa.String(64), primary_key=True),
+    sa.Column("batch_id", sa.String(32), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reference_model_version", sa.String(32)),
+    sa.Column("reference_batches", sa.Text),
+    sa.Column("rows_reference", sa.Integer, nullable=False),
+    sa.Column("rows_current", sa.Integer, nullable=False),
+    sa.Column("drift_detected", sa.Boolean),
+    sa.Column("share_drifted", sa.Float),
+    sa.Column("drifted_columns", sa.JSON),
+    sa.Column("column_scores", sa.JSON),
+    sa.Column("decision", sa.String(64), nullable=False),
+    sa.Column("why", sa.Text, nullable=False),
+    sa.Column("report_uri", sa.Text),
+    sa.Column("dagster_run_id", sa.String(64)),
+)
+
+model_history = sa.Table(
+    "model_history",
+    metadata,
+    sa.Column("model_name", sa.String(128), primary_key=True),
+    sa.Column("model_version", sa.Integer, primary_key=True),
+    sa.Column("mlflow_run_id", sa.String(64), nullable=False),
+    sa.Column("dagster_run_id", sa.String(64)),
+    sa.Column("batch_id", sa.String(32), nullable=False, index=True),
+    sa.Column("trained_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("training_rows", sa.Integer, nullable=False),
+    sa.Column("holdout_rows", sa.Integer, nullable=False),
+    sa.Column("holdout_digest", sa.String(32), nullable=False),
+    sa.Column("rmse", sa.Float),
+    sa.Column("mae", sa.Float),
+    sa.Column("r2", sa.Float),
+    sa.Column("mape", sa.Float),
+    sa.Column("cv_r2_mean", sa.Float),
+    sa.Column("cv_r2_std", sa.Float),
+    sa.Column("champion_version", sa.Integer),
+    sa.Column("champion_rmse", sa.Float),
+    sa.Column("champion_mae", sa.Float),
+    sa.Column("champion_r2", sa.Float),
+    sa.Column("champion_mape", sa.Float),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("trigger", sa.String(64)),
+    sa.Column("drift_report_id", sa.String(64)),
+    sa.Column("why", sa.Text),
+    sa.Column("params", sa.JSON),
+    sa.Column("shap_importance", sa.JSON),
+)
+
 
 class Warehouse:
     """Tables plus the few operations the platform needs, on one engine."""
@@ -99,6 +152,18 @@ class Warehouse:
             for chunk in _record_chunks(frame[columns], 20_000):
                 connection.execute(table.insert(), chunk)
         return len(frame)
+
+    def upsert(self, table: sa.Table, row: dict) -> None:
+        """Insert `row`, replacing the row with the same primary key (re-runs never duplicate)."""
+        key = sa.and_(*(column == row[column.name] for column in table.primary_key.columns))
+        with self.begin() as connection:
+            connection.execute(table.delete().where(key))
+            connection.execute(table.insert().values(**row))
+
+    def update(self, table: sa.Table, key: dict, values: dict) -> int:
+        condition = sa.and_(*(table.c[name] == value for name, value in key.items()))
+        with self.begin() as connection:
+            return connection.execute(table.update().where(condition).values(**values)).rowcount
 
     def read(self, statement: sa.Select | str, **params: object) -> pd.DataFrame:
         query = sa.text(statement) if isinstance(statement, str) else statement

@@ -1,0 +1,251 @@
+"""candidate_model (train, track, register) and champion_model (gate, promote, tell serving).
+
+Every candidate is kept: a registered MLflow version and a `model_history` row with its verdict -
+promoted, or rejected with the rule that failed and by how much.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pandas as pd
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
+from pydantic import Field
+
+from mlops_assets.assets.drift import NO_DRIFT, PIPELINE_JOB, drift_report
+from mlops_assets.assets.listings import clean_listings
+from mlops_assets.core.features import fit_feature_state, to_target, transform
+from mlops_assets.core.metrics import regression_metrics
+from mlops_assets.core.promotion import Verdict, decide
+from mlops_assets.core.splits import digest, is_holdout
+from mlops_assets.ml.registry import LoadedModel
+from mlops_assets.ml.tracking import record_training
+from mlops_assets.ml.training import predict_price, tune_and_fit
+from mlops_assets.partitions import batch_partitions
+from mlops_assets.resources import (
+    MlflowResource,
+    PromotionGateResource,
+    ServingResource,
+    TrainingResource,
+    WarehouseResource,
+)
+from mlops_assets.storage import queries
+from mlops_assets.storage.warehouse import model_history
+
+MIN_TRAINING_ROWS = 200
+
+
+class CandidateConfig(Config):
+    mode: str = Field(
+        default="force",
+        description="'force': always train (a materialization by hand is a forced retrain); "
+        "'if_drift': train only when the batch's drift report says so (mlops_pipeline).",
+    )
+    n_trials: int | None = Field(default=None, description="Optuna trials; default: the training resource's")
+
+
+def _trigger(context: AssetExecutionContext, report: dict | None) -> tuple[str, str]:
+    """Who asked for this training, and why - recorded with the model."""
+    decided = f"{report['decision']} - {report['why']}" if report else "no drift report for this batch"
+    if context.run.tags.get("mlops/trigger") == "drift_sensor":
+        return "drift_sensor", decided
+    if context.job_def.name == PIPELINE_JOB:
+        return "mlops_pipeline", decided
+    return "manual", f"forced retrain (materialized by hand); drift report: {decided}"
+
+
+def _split(frame: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    mask = is_holdout(frame["listing_id"], fraction)
+    return frame[~mask], frame[mask]
+
+
+@asset(
+    partitions_def=batch_partitions,
+    group_name="training",
+    kinds={"xgboost", "optuna", "mlflow"},
+    deps=[clean_listings, drift_report],
+    output_required=False,
+    description="XGBoost tuned with Optuna on all clean data up to the batch, tracked and registered in MLflow.",
+)
+def candidate_model(
+    context: AssetExecutionContext,
+    config: CandidateConfig,
+    warehouse: WarehouseResource,
+    mlflow: MlflowResource,
+    training: TrainingResource,
+) -> Iterator[MaterializeResult]:
+    batch_id = context.partition_key
+    db = warehouse.get()
+    report = queries.latest_drift_report(db, batch_id)
+    if config.mode == "if_drift":
+        if report is None:
+            raise Failure(f"batch {batch_id} has no drift report: materialize drift_report first")
+        if report["decision"] == NO_DRIFT:
+            context.log.info(f"batch {batch_id}: skipped: no drift ({report['why']}); no training")
+            return
+    elif config.mode != "force":
+        raise Failure(f"mode must be 'force' or 'if_drift', got {config.mode!r}")
+    trigger, why = _trigger(context, report)
+    context.log.info(f"batch {batch_id}: training ({trigger}): {why}")
+
+    train, holdout = _split(queries.clean_through(db, batch_id), training.holdout_fraction)
+    if len(train) < MIN_TRAINING_ROWS or holdout.empty:
+        raise Failure(f"only {len(train)} training and {len(holdout)} holdout rows up to batch {batch_id}")
+    state = fit_feature_state(train)
+    model = tune_and_fit(
+        transform(train, state).to_numpy(), to_target(train["price"]), training.tuning(config.n_trials)
+    )
+    holdout_x = transform(holdout, state).to_numpy()
+    metrics = regression_metrics(holdout["price"], predict_price(model.booster, holdout_x))
+    holdout_digest = digest(holdout["listing_id"])
+    tags = {
+        "batch_id": batch_id,
+        "dagster_run_id": context.run.run_id,
+        "trigger": trigger,
+        "why": why,
+        "drift_report_id": report["report_id"] if report else "",
+        "training_rows": str(len(train)),
+        "holdout_digest": holdout_digest,
+    }
+    recorded, shap_importance = record_training(
+        tracking_uri=mlflow.tracking_uri,
+        experiment=mlflow.experiment,
+        artifact_location=mlflow.artifact_location,
+        model_name=mlflow.model_name,
+        model=model,
+        feature_state=state,
+        metrics=metrics,
+        holdout_x=holdout_x,
+        tags=tags,
+        holdout={
+            "rule": f"hash bucket of listing_id below {training.holdout_fraction:.0%}",
+            "rows": len(holdout),
+            "digest": holdout_digest,
+        },
+    )
+    db.upsert(
+        model_history,
+        {
+            "model_name": mlflow.model_name,
+            "model_version": int(recorded.model_version),
+            "mlflow_run_id": recorded.run_id,
+            "dagster_run_id": context.run.run_id,
+            "batch_id": batch_id,
+            "trained_at": datetime.now(UTC),
+            "training_rows": len(train),
+            "holdout_rows": len(holdout),
+            "holdout_digest": holdout_digest,
+            **metrics,
+            "cv_r2_mean": model.cv_r2_mean,
+            "cv_r2_std": model.cv_r2_std,
+            "verdict": "pending",
+            "trigger": trigger,
+            "drift_report_id": tags["drift_report_id"] or None,
+            "why": why,
+            "params": model.params,
+            "shap_importance": shap_importance,
+        },
+    )
+    link = mlflow.run_url(recorded.experiment_id, recorded.run_id)
+    yield MaterializeResult(
+        metadata={
+            "model_version": int(recorded.model_version),
+            "mlflow_run_id": recorded.run_id,
+            **({"mlflow_run": MetadataValue.url(link)} if link else {}),
+            "trigger": trigger,
+            "why": MetadataValue.md(why),
+            "training_rows": len(train),
+            "holdout_rows": len(holdout),
+            **{k: round(v, 4) for k, v in metrics.items()},
+            "cv_r2_mean": round(model.cv_r2_mean, 4),
+            "cv_r2_std": round(model.cv_r2_std, 4),
+            "best_params": MetadataValue.json(model.params),
+            "mean_abs_shap": MetadataValue.json(shap_importance),
+        }
+    )
+
+
+def _score(model: LoadedModel, rows: pd.DataFrame) -> dict[str, float]:
+    """A model's dollar metrics on `rows`, through its own feature state."""
+    return regression_metrics(
+        rows["price"], predict_price(model.booster, transform(rows, model.feature_state).to_numpy())
+    )
+
+
+@asset(
+    partitions_def=batch_partitions,
+    group_name="training",
+    kinds={"mlflow"},
+    deps=[candidate_model],
+    description="The promotion decision: moves the registry alias when the candidate passes the gate.",
+)
+def champion_model(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    mlflow: MlflowResource,
+    training: TrainingResource,
+    promotion_gate: PromotionGateResource,
+    serving: ServingResource,
+) -> MaterializeResult:
+    batch_id = context.partition_key
+    db = warehouse.get()
+    row = queries.candidate_for(db, mlflow.model_name, batch_id, context.run.run_id)
+    if row is None:
+        raise Failure(f"no candidate was trained for batch {batch_id}: materialize candidate_model first")
+    registry = mlflow.registry()
+    candidate = registry.load(str(row["model_version"]))
+    champion_version = registry.alias_version()
+
+    _, holdout = _split(queries.clean_through(db, row["batch_id"]), training.holdout_fraction)
+    if digest(holdout["listing_id"]) != row["holdout_digest"]:
+        raise Failure(
+            f"the holdout rows of v{candidate.version} changed since it was trained (a batch was re-loaded): "
+            "retrain it before promoting"
+        )
+    candidate_metrics = _score(candidate, holdout)
+    champion_metrics = None
+    if champion_version == candidate.version:
+        verdict = Verdict(True, f"v{candidate.version} already holds the alias '{mlflow.alias}'")
+    else:
+        if champion_version is not None:
+            champion_metrics = _score(registry.load(champion_version), holdout)
+        verdict = decide(candidate_metrics, champion_metrics, promotion_gate.gate(), champion_version, len(holdout))
+        if verdict.promoted:
+            registry.promote(candidate.version, verdict.reason)
+        else:
+            registry.set_verdict(candidate.version, "rejected", verdict.reason)
+
+    db.update(
+        model_history,
+        {"model_name": mlflow.model_name, "model_version": int(candidate.version)},
+        {
+            "champion_version": int(champion_version) if champion_metrics else None,
+            **{f"champion_{k}": v for k, v in (champion_metrics or {}).items()},
+            "verdict": "promoted" if verdict.promoted else "rejected",
+            "reason": verdict.reason,
+            "decided_at": datetime.now(UTC),
+        },
+    )
+    outcome = "promoted" if verdict.promoted else "rejected"
+    context.log.info(f"v{candidate.version} {outcome}: {verdict.reason}")
+    notified = "not configured"
+    if verdict.promoted and serving.url:
+        try:
+            serving.notify_reload()
+            notified = "reloaded"
+        except Exception as error:  # serving follows the alias by itself: a warning, not a failure
+            notified = f"failed: {error}"
+            context.log.warning(
+                f"serving was not told to reload ({error}); it will pick v{candidate.version} up by polling"
+            )
+    return MaterializeResult(
+        metadata={
+            "verdict": outcome,
+            "reason": MetadataValue.md(verdict.reason),
+            "candidate_version": int(candidate.version),
+            "champion_version": int(candidate.version if verdict.promoted else champion_version or 0),
+            "candidate_metrics": MetadataValue.json(candidate_metrics),
+            "previous_champion_metrics": MetadataValue.json(champion_metrics or {}),
+            "holdout_rows": len(holdout),
+            "serving_reload": notified,
+        }
+    )

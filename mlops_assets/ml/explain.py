@@ -1,0 +1,51 @@
+"""SHAP for the tree model: XGBoost's own TreeSHAP (`pred_contribs`), plus the plots for MLflow."""
+
+from __future__ import annotations
+
+import numpy as np
+import xgboost as xgb
+
+from mlops_assets.core.features import FEATURE_NAMES
+
+
+def shap_values(booster: xgb.Booster, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per-feature SHAP values [rows x features], base value [rows]) in log1p(price) space."""
+    contribs = booster.predict(xgb.DMatrix(x, feature_names=FEATURE_NAMES), pred_contribs=True)
+    return contribs[:, :-1], contribs[:, -1]
+
+
+def mean_abs_shap(booster: xgb.Booster, x: np.ndarray) -> dict[str, float]:
+    """Global importance: the mean |SHAP| per feature - what the model relies on, comparable across versions."""
+    values, _ = shap_values(booster, x)
+    return {name: float(v) for name, v in zip(FEATURE_NAMES, np.abs(values).mean(axis=0), strict=True)}
+
+
+def summary_plot(booster: xgb.Booster, x: np.ndarray):
+    """The SHAP beeswarm summary as a matplotlib figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import shap
+
+    values, _ = shap_values(booster, x)
+    shap.summary_plot(values, x, feature_names=FEATURE_NAMES, show=False)
+    figure = plt.gcf()
+    figure.set_size_inches(9, 6)
+    figure.tight_layout()
+    return figure
+
+
+def importance_plot(importance: dict[str, float], title: str):
+    """A sorted horizontal bar chart of a per-feature importance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted(importance, key=importance.get)
+    figure, axis = plt.subplots(figsize=(8, 5))
+    axis.barh(names, [importance[n] for n in names], color="#3b7dd8")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure

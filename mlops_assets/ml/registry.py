@@ -1,0 +1,104 @@
+"""The MLflow model registry: which version holds the alias, loading a version, moving the alias.
+
+Loading never unpickles: the booster is read from XGBoost's own UBJ file and the feature state
+from the JSON metadata in the model's MLmodel file. Only MLflow's client API is used, so serving
+(mlflow-skinny) imports this too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import xgboost as xgb
+
+from mlops_assets.core.features import FeatureState
+
+FEATURE_STATE_KEY = "feature_state"
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    version: str
+    run_id: str | None
+    booster: xgb.Booster = field(repr=False)
+    feature_state: FeatureState = field(repr=False)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at_ms: int | None = None
+
+
+def configure_tracking(tracking_uri: str) -> None:
+    """One tracking URI per process, also used as the registry URI."""
+    import mlflow
+
+    if mlflow.get_tracking_uri() != tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+
+
+class ModelRegistry:
+    def __init__(self, tracking_uri: str, model_name: str, alias: str = "champion") -> None:
+        from mlflow import MlflowClient
+
+        configure_tracking(tracking_uri)
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.alias = alias
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def alias_version(self) -> str | None:
+        """The version holding the alias; None if the model or the alias does not exist yet."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(self.model_name, self.alias).version)
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def load(self, version: str) -> LoadedModel:
+        """Download version `version` and read its booster and feature state."""
+        import mlflow
+        from mlflow.models import Model
+
+        model_version = self.client.get_model_version(self.model_name, str(version))
+        with tempfile.TemporaryDirectory() as directory:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{self.model_name}/{version}", dst_path=directory
+            )
+            model = Model.load(path)
+            flavor = model.flavors["xgboost"]
+            if flavor.get("model_format") not in ("ubj", "json"):
+                raise ValueError(f"version {version} is stored as {flavor.get('model_format')!r}, not UBJ/JSON")
+            booster = xgb.Booster()
+            booster.load_model(os.path.join(path, flavor["data"]))
+            state = FeatureState.from_json(json.dumps((model.metadata or {})[FEATURE_STATE_KEY]))
+        metrics = self.client.get_run(model_version.run_id).data.metrics if model_version.run_id else {}
+        return LoadedModel(
+            name=self.model_name,
+            version=str(model_version.version),
+            run_id=model_version.run_id,
+            booster=booster,
+            feature_state=state,
+            metrics=dict(metrics),
+            tags=dict(model_version.tags),
+            created_at_ms=model_version.creation_timestamp,
+        )
+
+    def load_alias(self) -> LoadedModel | None:
+        version = self.alias_version()
+        return self.load(version) if version is not None else None
+
+    def promote(self, version: str, reason: str) -> None:
+        """Move the alias to `version` and record the verdict on it."""
+        self.client.set_registered_model_alias(self.model_name, self.alias, str(version))
+        self.set_verdict(version, "promoted", reason)
+
+    def set_verdict(self, version: str, verdict: str, reason: str) -> None:
+        self.client.set_model_version_tag(self.model_name, str(version), "verdict", verdict)
+        self.client.set_model_version_tag(self.model_name, str(version), "verdict_reason", reason[:5000])

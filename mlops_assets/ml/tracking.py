@@ -1,0 +1,107 @@
+"""Recording a training run in MLflow: parameters, metrics, Optuna trials, the model (XGBoost's own
+format, registered as a new version), the feature state, SHAP plots and data."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlops_assets.core.features import FeatureState
+from mlops_assets.ml import explain
+from mlops_assets.ml.registry import FEATURE_STATE_KEY, configure_tracking
+from mlops_assets.ml.training import TrainedModel
+
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    run_id: str
+    model_version: str
+    experiment_id: str
+
+
+def ensure_experiment(name: str, artifact_location: str | None) -> str:
+    """The experiment's id, created on first use (with a pinned artifact location when local)."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+def record_training(
+    *,
+    tracking_uri: str,
+    experiment: str,
+    artifact_location: str | None,
+    model_name: str,
+    model: TrainedModel,
+    feature_state: FeatureState,
+    metrics: dict[str, float],
+    holdout_x: np.ndarray,
+    tags: dict[str, str],
+    holdout: dict,
+) -> tuple[RecordedRun, dict[str, float]]:
+    """One MLflow run for one trained model; returns the run and the mean |SHAP| per feature."""
+    import matplotlib.pyplot as plt
+    import mlflow
+    import mlflow.xgboost
+    import xgboost
+
+    configure_tracking(tracking_uri)
+    experiment_id = ensure_experiment(experiment, artifact_location)
+    sample = holdout_x[:2_000]
+    shap_importance = explain.mean_abs_shap(model.booster, sample)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=tags.get("batch_id", "training")) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params(model.params)
+        mlflow.log_metrics(metrics | {"cv_r2_mean": model.cv_r2_mean, "cv_r2_std": model.cv_r2_std})
+        mlflow.log_dict({"trials": model.trials}, "optuna/trials.json")
+        mlflow.log_dict(json.loads(feature_state.to_json()), "feature_state.json")
+        mlflow.log_dict(shap_importance, "shap/mean_abs_shap.json")
+        mlflow.log_dict(holdout, "holdout.json")
+        for name, figure in (
+            ("shap/summary.png", explain.summary_plot(model.booster, sample)),
+            ("shap/mean_abs_shap.png", explain.importance_plot(shap_importance, "mean |SHAP| (log price)")),
+            (
+                "feature_importance.png",
+                explain.importance_plot(model.booster.get_score(importance_type="gain"), "XGBoost gain"),
+            ),
+        ):
+            mlflow.log_figure(figure, name)
+            plt.close(figure)
+        info = mlflow.xgboost.log_model(
+            model.booster,
+            name="model",
+            model_format="ubj",
+            pip_requirements=[f"xgboost=={xgboost.__version__}"],
+            metadata={FEATURE_STATE_KEY: json.loads(feature_state.to_json())},
+        )
+    version = register(model_name, info, run.info.run_id, tags)
+    return RecordedRun(run.info.run_id, version, experiment_id), shap_importance
+
+
+def register(model_name: str, info, run_id: str, tags: dict[str, str]) -> str:
+    """A new version of the registered model (created on first use), tagged with its lineage."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    try:
+        client.create_registered_model(model_name, description="House price (dollars) from listing features")
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    version = client.create_model_version(
+        model_name,
+        source=info.model_uri,
+        run_id=run_id,
+        model_id=info.model_id,
+        tags={k: v[:5000] for k, v in tags.items()},
+    )
+    return str(version.version)

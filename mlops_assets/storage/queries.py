@@ -1,0 +1,57 @@
+"""The warehouse reads the pipeline needs, in one place (SQLAlchemy expressions: parameterised)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from mlops_assets.storage.warehouse import Warehouse, clean_listings, drift_reports, model_history
+
+
+def clean_batch(db: Warehouse, batch_id: str) -> pd.DataFrame:
+    return db.read(clean_listings.select().where(clean_listings.c.batch_id == batch_id))
+
+
+def clean_through(db: Warehouse, batch_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """All clean rows of batches up to and including `batch_id`; a listing seen in several batches
+    counts once (its latest copy)."""
+    selected = [clean_listings.c[c] for c in columns] if columns else [clean_listings]
+    query = sa.select(*selected).where(clean_listings.c.batch_id <= batch_id).order_by(clean_listings.c.batch_id)
+    frame = db.read(query)
+    if "listing_id" in frame.columns:
+        frame = frame.drop_duplicates(subset=["listing_id"], keep="last").reset_index(drop=True)
+    return frame
+
+
+def latest_drift_report(db: Warehouse, batch_id: str) -> dict | None:
+    query = (
+        sa.select(drift_reports)
+        .where(drift_reports.c.batch_id == batch_id)
+        .order_by(drift_reports.c.created_at.desc())
+        .limit(1)
+    )
+    with db.engine.connect() as connection:
+        row = connection.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def model_row(db: Warehouse, model_name: str, version: str | int) -> dict | None:
+    query = sa.select(model_history).where(
+        model_history.c.model_name == model_name, model_history.c.model_version == int(version)
+    )
+    with db.engine.connect() as connection:
+        row = connection.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def candidate_for(db: Warehouse, model_name: str, batch_id: str, dagster_run_id: str) -> dict | None:
+    """The candidate trained in this run, else the newest one trained for this batch."""
+    query = (
+        sa.select(model_history)
+        .where(model_history.c.model_name == model_name, model_history.c.batch_id == batch_id)
+        .order_by((model_history.c.dagster_run_id == dagster_run_id).desc(), model_history.c.model_version.desc())
+        .limit(1)
+    )
+    with db.engine.connect() as connection:
+        row = connection.execute(query).mappings().first()
+    return dict(row) if row else None
