@@ -1,6 +1,6 @@
 """Rows/s of a raw batch load (the replace-batch path of raw_listings) into SQLite and PostgreSQL.
 
-    python benchmarks/bench_warehouse_load.py [--rows 200000] [--postgres postgresql://...]
+python benchmarks/bench_warehouse_load.py [--rows 200000] [--postgres postgresql://...]
 """
 
 from __future__ import annotations
