@@ -12,9 +12,14 @@ from mlops_assets.resources import build_resources
 from mlops_assets.sensors import drift_sensor, ingestion_sensor
 from mlops_assets.settings import Settings
 
-defs = Definitions(
-    assets=[raw_listings, clean_listings, drift_report, candidate_model, champion_model],
-    jobs=[ingest_job, train_job, mlops_pipeline],
-    sensors=[ingestion_sensor, drift_sensor],
-    resources=build_resources(Settings.from_env()),
-)
+
+def build_definitions(settings: Settings) -> Definitions:
+    return Definitions(
+        assets=[raw_listings, clean_listings, drift_report, candidate_model, champion_model],
+        jobs=[ingest_job, train_job, mlops_pipeline],
+        sensors=[ingestion_sensor, drift_sensor],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(Settings.from_env())

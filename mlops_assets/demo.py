@@ -38,10 +38,10 @@ def fresh_start(settings: Settings) -> None:
 class Loop:
     """Evaluates sensors and executes the runs they request, in process."""
 
-    def __init__(self, instance: DagsterInstance) -> None:
-        from mlops_assets.definitions import defs
+    def __init__(self, instance: DagsterInstance, settings: Settings) -> None:
+        from mlops_assets.definitions import build_definitions
 
-        self.defs = defs
+        self.defs = build_definitions(settings)
         self.instance = instance
         self.cursors: dict[str, str | None] = {}
 
@@ -74,7 +74,8 @@ def _meta(result, node: str) -> dict:
 def run(max_batches: int) -> None:
     from mlops_assets.sensors import drift_sensor, ingestion_sensor
 
-    loop = Loop(DagsterInstance.get())
+    settings = Settings.from_env()
+    loop = Loop(DagsterInstance.get(), settings)
     print(f"source: {loop.defs.resources['source'].get_source().describe()}\n")
     for _ in range(max_batches):
         requests, skip = loop.tick(ingestion_sensor)
@@ -106,7 +107,6 @@ def run(max_batches: int) -> None:
                 line += "promoted" if champion["verdict"] == "promoted" else f"rejected: {champion['reason']}"
         print(f"{line}  ({time.monotonic() - started:.0f}s)", flush=True)
 
-    settings = Settings.from_env()
     from mlops_assets.ml.registry import ModelRegistry
 
     champion = ModelRegistry(settings.mlflow_tracking_uri, settings.model_name, settings.model_alias).alias_version()

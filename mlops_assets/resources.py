@@ -131,6 +131,7 @@ class DriftRuleResource(ConfigurableResource):
     categorical_method: str = "jensenshannon"
     categorical_threshold: float = 0.1
     min_drifted_columns: int = 1
+    min_category_share: float = 0.01
     sample_rows: int = 50_000
 
     def rule(self) -> DriftRule:

@@ -15,7 +15,7 @@ def _number(value: float) -> str:
 def _is_count(values: pd.Series) -> bool:
     """Small whole numbers (bed, bath): their median hardly moves, their mean does."""
     values = values.dropna()
-    return bool(len(values)) and bool((values % 1 == 0).all()) and values.nunique() <= 30
+    return bool(len(values)) and bool((values % 1 == 0).all()) and values.max() <= 100
 
 
 def numeric_change(reference: pd.Series, current: pd.Series, name: str) -> str:

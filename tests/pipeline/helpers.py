@@ -19,6 +19,7 @@ def run_batch(
     raise_on_error: bool = True,
     run_config: dict | None = None,
     tags: dict | None = None,
+    resources: dict | None = None,
 ) -> ExecuteInProcessResult:
     if not instance.has_dynamic_partition(batch_partitions.name, key):
         instance.add_dynamic_partitions(batch_partitions.name, [key])
@@ -26,7 +27,7 @@ def run_batch(
         assets,
         partition_key=key,
         instance=instance,
-        resources=build_resources(settings),
+        resources={**build_resources(settings), **(resources or {})},
         raise_on_error=raise_on_error,
         run_config=run_config,
         tags=tags,

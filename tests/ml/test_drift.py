@@ -1,0 +1,82 @@
+"""The drift rule on constructed frames: an unchanged batch is not flagged; a shifted one is,
+naming the right columns - at batch sizes where p-values would flag everything."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_assets.ml.drift import DriftRule, compare
+
+STATES = ["California", "Texas", "Florida", "New York", "Ohio"]
+
+
+def listings(n: int, seed: int, size_factor: float = 1.0, price_factor: float = 1.0, p=(0.3, 0.2, 0.2, 0.2, 0.1)):
+    rng = np.random.default_rng(seed)
+    size = np.exp(rng.normal(np.log(1800 * size_factor), 0.4, n))
+    return pd.DataFrame(
+        {
+            "price": np.exp(rng.normal(np.log(400_000 * price_factor), 0.6, n)),
+            "bed": np.clip(np.round(size / 600 + rng.normal(0, 0.7, n)), 1, 20),
+            "bath": np.clip(np.round(size / 800 + rng.normal(0, 0.6, n)), 1, 15),
+            "house_size": size,
+            "acre_lot": np.where(rng.random(n) < 0.15, np.nan, np.exp(rng.normal(np.log(0.25), 1.2, n))),
+            "state": rng.choice(STATES, n, p=p),
+            "status": rng.choice(["for_sale", "sold"], n, p=[0.6, 0.4]),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return listings(40_000, seed=1)
+
+
+def test_an_unchanged_batch_is_not_flagged(reference):
+    result = compare(reference, listings(20_000, seed=2))
+    assert result.drifted_columns == []
+    assert not result.detected(DriftRule())
+    assert result.why().startswith("no column moved past its threshold (closest:")
+    assert all(c.score < 0.06 for c in result.columns.values())
+
+
+def test_larger_houses_are_flagged_on_the_size_columns_only(reference):
+    result = compare(reference, listings(20_000, seed=3, size_factor=1.25))
+    assert set(result.drifted_columns) >= {"house_size"}
+    assert not {"price", "state", "status", "acre_lot"} & set(result.drifted_columns)
+    assert result.detected(DriftRule())
+    assert "median house_size +2" in result.why()
+
+
+def test_a_new_state_mix_is_flagged_on_state(reference):
+    result = compare(reference, listings(20_000, seed=4, p=(0.05, 0.6, 0.15, 0.1, 0.1)))
+    assert result.drifted_columns == ["state"]
+    assert "state mix: Texas 20% -> 60%" in result.why()
+    assert result.share_drifted == pytest.approx(1 / 7)
+
+
+def test_inflation_is_flagged_on_price(reference):
+    result = compare(reference, listings(20_000, seed=5, price_factor=1.3))
+    assert result.drifted_columns == ["price"]
+    assert result.why().startswith("median price +3")
+
+
+def test_thresholds_and_the_column_count_are_configurable(reference):
+    shifted = listings(20_000, seed=3, size_factor=1.25)
+    assert not compare(reference, shifted, DriftRule(numeric_threshold=5.0)).drifted_columns
+    assert not compare(reference, shifted).detected(DriftRule(min_drifted_columns=5))
+
+
+def test_the_report_is_evidently_html(reference):
+    result = compare(reference, listings(2_000, seed=6))
+    assert result.html.lstrip().lower().startswith("<!doctype html") or "<html" in result.html[:500].lower()
+    assert result.scores()["house_size"]["method"] == "wasserstein"
+    assert result.scores()["state"]["method"] == "jensenshannon"
+
+
+def test_a_column_empty_on_one_side_is_left_out_instead_of_failing(reference):
+    current = listings(2_000, seed=7)
+    current["acre_lot"] = np.nan
+    result = compare(reference, current)
+    assert "acre_lot" not in result.columns and "price" in result.columns
