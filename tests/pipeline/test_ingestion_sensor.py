@@ -1,39 +1,63 @@
-"""The ingestion sensor walks the batches one at a time and stops once the source is exhausted."""
+"""The ingestion sensor walks the batches one at a time - each judged, and trained if it asked to be,
+before the next - and stops once the source is exhausted."""
 
 from __future__ import annotations
 
 import json
 
-from dagster import DagsterRunStatus, SensorResult, SkipReason, build_sensor_context
+from dagster import DagsterRunStatus, SkipReason, build_sensor_context
+from dagster._core.test_utils import create_run_for_test
 
-from mlops_assets.assets.listings import clean_listings, raw_listings
+from mlops_assets.definitions import build_definitions
 from mlops_assets.sensors import ingestion_sensor
 from mlops_assets.settings import Settings
-from tests.pipeline.helpers import run_batch
 
 
 def tick(instance, cursor=None):
     return ingestion_sensor(build_sensor_context(instance=instance, cursor=cursor))
 
 
-def test_walks_batches_in_order_and_stops_when_exhausted(instance, settings_env):
-    settings = Settings.from_env({**settings_env, "MLOPS_SIM_BATCHES": "2"})
-    cursor = None
-    for expected in ("00001", "00002", "00003"):
-        result = tick(instance, cursor)
-        assert isinstance(result, SensorResult)
-        [request] = result.run_requests
-        assert request.partition_key == expected and request.run_key == f"ingest-{expected}"
-        [add] = result.dynamic_partitions_requests
-        assert list(add.partition_keys) == [expected]
-        instance.add_dynamic_partitions("batches", [expected])
-        # while nothing ran for the new batch, the sensor asks again for the same batch only
-        again = tick(instance, cursor)
-        assert again.run_requests[0].run_key == f"ingest-{expected}" and not again.dynamic_partitions_requests
-        run_batch(instance, settings, [raw_listings, clean_listings], expected, tags={"dagster/partition": expected})
+def execute(instance, settings, job: str, key: str) -> None:
+    job_def = build_definitions(settings).resolve_job_def(job)
+    assert job_def.execute_in_process(partition_key=key, instance=instance).success
 
-    # batch 3 does not exist: the sensor removes the empty partition and stops asking
-    result = tick(instance, cursor)
+
+def test_walks_batches_in_order_waits_for_training_and_stops_when_exhausted(instance, settings_env):
+    settings = Settings.from_env(
+        {
+            **settings_env,
+            "MLOPS_SIM_BATCHES": "2",
+            "MLOPS_TRAIN_TRIALS": "1",
+            "MLOPS_SIM_MIN_ROWS": "3000",
+            "MLOPS_SIM_MAX_ROWS": "4000",
+        }
+    )
+    result = tick(instance)
+    [request] = result.run_requests
+    assert request.partition_key == "00001" and request.run_key == "ingest-00001"
+    assert list(result.dynamic_partitions_requests[0].partition_keys) == ["00001"]
+    instance.add_dynamic_partitions("batches", ["00001"])
+    # nothing ran for the new batch yet: the sensor asks again for the same batch only
+    again = tick(instance)
+    assert again.run_requests[0].run_key == "ingest-00001" and not again.dynamic_partitions_requests
+
+    execute(instance, settings, "ingest_job", "00001")
+    # batch 1's drift report asks for a baseline training: the next batch waits for it
+    waiting = tick(instance)
+    assert isinstance(waiting, SkipReason) and "waiting for the training" in waiting.skip_message
+    execute(instance, settings, "train_job", "00001")
+
+    result = tick(instance)
+    assert result.run_requests[0].partition_key == "00002"
+    instance.add_dynamic_partitions("batches", ["00002"])
+    execute(instance, settings, "ingest_job", "00002")  # no drift: no training to wait for
+
+    result = tick(instance)
+    assert result.run_requests[0].partition_key == "00003"
+    instance.add_dynamic_partitions("batches", ["00003"])
+    execute(instance, settings, "ingest_job", "00003")  # the source has no batch 3
+
+    result = tick(instance)
     assert "exhausted after batch 00002" in result.skip_reason.skip_message
     [delete] = result.dynamic_partitions_requests
     assert list(delete.partition_keys) == ["00003"]
@@ -44,16 +68,12 @@ def test_walks_batches_in_order_and_stops_when_exhausted(instance, settings_env)
 
 def test_waits_for_a_running_batch_and_halts_on_a_failed_one(instance):
     instance.add_dynamic_partitions("batches", ["00001"])
-    from dagster._core.test_utils import create_run_for_test
-
-    create_run_for_test(
-        instance, job_name="ingest_job", tags={"dagster/partition": "00001"}, status=DagsterRunStatus.STARTED
-    )
+    tags = {"dagster/partition": "00001"}
+    create_run_for_test(instance, job_name="ingest_job", tags=tags, status=DagsterRunStatus.STARTED)
     waiting = tick(instance)
     assert isinstance(waiting, SkipReason) and "still being ingested" in waiting.skip_message
 
-    create_run_for_test(
-        instance, job_name="ingest_job", tags={"dagster/partition": "00001"}, status=DagsterRunStatus.FAILURE
-    )
+    create_run_for_test(instance, job_name="ingest_job", tags=tags, status=DagsterRunStatus.FAILURE)
     halted = tick(instance)
-    assert isinstance(halted, SkipReason) and "batch 00001 failed" in halted.skip_message
+    assert isinstance(halted, SkipReason) and "batch 00001 is not in" in halted.skip_message
+    assert "ended FAILURE" in halted.skip_message
