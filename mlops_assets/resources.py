@@ -126,13 +126,13 @@ class MlflowResource(ConfigurableResource):
 class DriftRuleResource(ConfigurableResource):
     """The drift rule's statistics and thresholds (see `mlops_assets.ml.drift`)."""
 
-    numeric_method: str = "wasserstein"
-    numeric_threshold: float = 0.1
-    categorical_method: str = "jensenshannon"
-    categorical_threshold: float = 0.1
-    min_drifted_columns: int = 1
-    min_category_share: float = 0.01
-    sample_rows: int = 50_000
+    numeric_method: str = DriftRule.numeric_method
+    numeric_threshold: float = DriftRule.numeric_threshold
+    categorical_method: str = DriftRule.categorical_method
+    categorical_threshold: float = DriftRule.categorical_threshold
+    min_drifted_columns: int = DriftRule.min_drifted_columns
+    min_category_share: float = DriftRule.min_category_share
+    sample_rows: int = DriftRule.sample_rows
 
     def rule(self) -> DriftRule:
         return DriftRule(**self.model_dump())
@@ -141,11 +141,11 @@ class DriftRuleResource(ConfigurableResource):
 class TrainingResource(ConfigurableResource):
     """How candidates are tuned: Optuna trials, CV folds, the holdout share, threads."""
 
-    n_trials: int = 10
-    cv_folds: int = 3
+    n_trials: int = TuningConfig.n_trials
+    cv_folds: int = TuningConfig.cv_folds
     holdout_fraction: float = 0.2
-    seed: int = 42
-    nthread: int = 0
+    seed: int = TuningConfig.seed
+    nthread: int = TuningConfig.nthread
 
     def tuning(self, n_trials: int | None = None) -> TuningConfig:
         return TuningConfig(
@@ -156,9 +156,9 @@ class TrainingResource(ConfigurableResource):
 class PromotionGateResource(ConfigurableResource):
     """When a candidate may become the champion (see `mlops_assets.core.promotion`)."""
 
-    min_r2: float = 0.35
-    max_rmse: float = 700_000.0
-    max_rmse_increase: float = 0.0
+    min_r2: float = Gate.min_r2
+    max_rmse: float = Gate.max_rmse
+    max_rmse_increase: float = Gate.max_rmse_increase
 
     def gate(self) -> Gate:
         return Gate(**self.model_dump())
