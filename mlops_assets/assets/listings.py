@@ -48,6 +48,16 @@ class RawListingsConfig(Config):
     replays the stored copy, so it loads exactly the same rows)."""
 
 
+def _raw_check_failures(frame: pd.DataFrame) -> dict[str, str]:
+    """The failing raw checks, each with its reasons."""
+    problems = validate_raw(frame)
+    found = {
+        "schema_and_types": [p for p in problems if p.column != "<batch>"],
+        "non_empty": [p for p in problems if p.column == "<batch>"],
+    }
+    return {check: "; ".join(map(str, reasons)) for check, reasons in found.items() if reasons}
+
+
 def _failed_checks(asset_key: str, failures: dict[str, str]) -> Iterator[AssetCheckResult]:
     for name, description in failures.items():
         yield AssetCheckResult(
@@ -103,13 +113,8 @@ def raw_listings(
         store.write_parquet(key, frame)
         origin = source.source_name
 
-    problems = validate_raw(frame)
-    if problems:
-        empty = [p for p in problems if p.column == "<batch>"]
-        failures = {"schema_and_types": "; ".join(str(p) for p in problems if p not in empty)}
-        failures = {k: v for k, v in failures.items() if v}
-        if empty:
-            failures["non_empty"] = "the batch has no rows"
+    failures = _raw_check_failures(frame)
+    if failures:
         yield from _failed_checks("raw_listings", failures)
         raise Failure(
             description=f"batch {batch_id} was not loaded: " + "; ".join(failures.values()),
