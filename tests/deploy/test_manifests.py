@@ -1,0 +1,247 @@
+"""The k3d overlay renders, and what it renders is deployable: namespaced, pinned, sized, probed,
+wired (every Secret, ConfigMap, Service and port it refers to exists) and ordered (sync waves)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.deploy.conftest import CLUSTER_SCOPED, NAMESPACE, by_kind, containers, pod_spec, wave
+
+
+def long_running(obj: dict, container_kind: str) -> bool:
+    """Containers of Deployments, StatefulSets, DaemonSets; not Jobs' nor init containers (they run to completion)."""
+    return container_kind == "container" and obj["kind"] in {"Deployment", "StatefulSet", "DaemonSet"}
+
+
+def test_renders_the_platform(rendered):
+    names = {(o["kind"], o["metadata"]["name"]) for o in rendered}
+    for expected in [
+        ("StatefulSet", "postgresql"),
+        ("Deployment", "seaweedfs"),
+        ("Job", "seaweedfs-buckets"),
+        ("Deployment", "mlflow"),
+        ("Deployment", "serving"),
+        ("Deployment", "dashboard"),
+        ("Ingress", "mlops-uis"),
+        ("ServiceMonitor", "serving"),
+        ("PrometheusRule", "mlops-serving"),
+    ]:
+        assert expected in names, f"{expected} is not rendered"
+
+
+def test_the_overlay_is_exactly_its_two_argo_cd_parts(rendered, rendered_parts):
+    """Argo CD deploys infra/ and apps/ as two Applications: together they are the whole overlay."""
+    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+    infra, apps = ({key(o) for o in part} for part in rendered_parts.values())
+    assert not infra & apps, f"in both parts: {infra & apps}"
+    assert infra | apps == {key(o) for o in rendered}
+
+
+def test_every_object_is_namespaced(rendered):
+    for obj in rendered:
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"].get("namespace") == NAMESPACE, f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def test_every_image_is_pinned_by_tag(rendered):
+    for obj in rendered:
+        for _, container in containers(obj):
+            image = container["image"]
+            name, _, tag = image.rpartition(":")
+            assert name and "/" not in tag, f"{obj['metadata']['name']}: {image} has no tag"
+            assert tag != "latest", f"{obj['metadata']['name']}: {image}"
+            assert container.get("imagePullPolicy") in {"IfNotPresent", "Always"}, image
+
+
+def test_every_container_has_requests_and_limits(rendered):
+    for obj in rendered:
+        for kind, container in containers(obj):
+            resources = container.get("resources", {})
+            where = f"{obj['metadata']['name']} {kind} {container['name']}"
+            for section in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(section, {})), f"{where}: {section}.cpu/memory"
+
+
+def test_long_running_containers_have_readiness_and_liveness_probes(rendered):
+    checked = 0
+    for obj in rendered:
+        for kind, container in containers(obj):
+            if long_running(obj, kind):
+                checked += 1
+                for probe in ("readinessProbe", "livenessProbe"):
+                    assert probe in container, f"{obj['metadata']['name']}/{container['name']}: no {probe}"
+    assert checked >= 5
+
+
+def test_serving_probes_readyz_and_health(rendered):
+    serving = by_kind(rendered, "Deployment")["serving"]
+    container = pod_spec(serving)["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_no_secret_is_rendered_from_git(rendered):
+    """Credentials come only from Kubernetes Secrets created out of band (k8s/secrets, gitignored)."""
+    assert [o["metadata"]["name"] for o in rendered if o["kind"] == "Secret"] == []
+
+
+def _secret_refs(obj: dict):
+    for _, container in containers(obj):
+        for env in container.get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                yield ref["name"], ref["key"]
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                yield source["secretRef"]["name"], None
+    for volume in (pod_spec(obj) or {}).get("volumes", []):
+        if "secret" in volume:
+            yield volume["secret"]["secretName"], None
+
+
+def test_every_secret_reference_is_generated_by_k8s_secrets(rendered, secrets):
+    refs = [(o["metadata"]["name"], name, key) for o in rendered for name, key in _secret_refs(o)]
+    assert refs
+    for workload, name, key in refs:
+        secret = secrets.get((NAMESPACE, name))
+        assert secret is not None, f"{workload} needs Secret {name}, which k8s/secrets does not generate"
+        if key is not None:
+            assert key in secret["data"], f"{workload} needs key {key} of Secret {name}"
+
+
+def test_every_configmap_reference_exists(rendered):
+    configmaps = by_kind(rendered, "ConfigMap")
+    for obj in rendered:
+        for _, container in containers(obj):
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in configmaps, obj["metadata"]["name"]
+        for volume in (pod_spec(obj) or {}).get("volumes", []):
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in configmaps, obj["metadata"]["name"]
+
+
+def test_every_claim_exists(rendered):
+    claims = set(by_kind(rendered, "PersistentVolumeClaim"))
+    for obj in rendered:
+        for volume in (pod_spec(obj) or {}).get("volumes", []):
+            if "persistentVolumeClaim" in volume:
+                assert volume["persistentVolumeClaim"]["claimName"] in claims
+
+
+def _pod_ports(obj: dict) -> set:
+    return {
+        p.get(k) for _, c in containers(obj, init=False) for p in c.get("ports", []) for k in ("name", "containerPort")
+    }
+
+
+def test_every_service_selects_a_workload_on_its_ports(rendered):
+    workloads = [o for o in rendered if pod_spec(o) is not None]
+    for service in by_kind(rendered, "Service").values():
+        selector = service["spec"]["selector"]
+        matches = [w for w in workloads if selector.items() <= pod_spec_labels(w).items()]
+        assert matches, f"Service {service['metadata']['name']} selects no pod template"
+        for port in service["spec"]["ports"]:
+            assert any(port["targetPort"] in _pod_ports(w) for w in matches), (service["metadata"]["name"], port)
+
+
+def pod_spec_labels(obj: dict) -> dict:
+    return obj["spec"]["template"]["metadata"].get("labels", {})
+
+
+#: Services that the Helm releases create (k8s/dagster/values.yaml: release dagster, nameOverride webserver).
+HELM_SERVICES = {"dagster-webserver": {80}}
+
+URL_HOST = re.compile(r"://(?:[^@/\s]*@)?([a-z0-9-]+)\.mlops\.svc\.cluster\.local:(\d+)")
+
+
+def _services_ports(rendered) -> dict[str, set]:
+    ports = {name: {p["port"] for p in s["spec"]["ports"]} for name, s in by_kind(rendered, "Service").items()}
+    return {**ports, **HELM_SERVICES}
+
+
+def test_every_in_cluster_url_names_a_service_and_its_port(rendered):
+    """http://NAME.mlops.svc.cluster.local:PORT (and postgresql://...@NAME...) in env and ConfigMaps."""
+    services = _services_ports(rendered)
+    texts = [str(cm.get("data", {})) for cm in by_kind(rendered, "ConfigMap").values()]
+    texts += [str(c.get("env", [])) for o in rendered for _, c in containers(o)]
+    found = [m for text in texts for m in URL_HOST.findall(text)]
+    assert len(found) >= 8
+    for host, port in found:
+        assert host in services, f"no Service {host}"
+        assert int(port) in services[host], f"Service {host} has no port {port}"
+
+
+def test_ingress_backends_exist(rendered):
+    services = _services_ports(rendered)
+    for ingress in by_kind(rendered, "Ingress").values():
+        assert ingress["spec"]["ingressClassName"] == "traefik"
+        for rule in ingress["spec"]["rules"]:
+            assert rule["host"].endswith(".localhost")
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                assert backend["name"] in services, backend
+                if "number" in backend["port"]:
+                    assert backend["port"]["number"] in services[backend["name"]]
+
+
+def test_env_variable_references_are_defined_before_use(rendered):
+    """$(VAR) in an env value expands only from variables defined earlier in the same container."""
+    for obj in rendered:
+        for _, container in containers(obj):
+            defined = set()
+            for env in container.get("env", []):
+                for name in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", env.get("value", "")):
+                    assert name in defined, f"{obj['metadata']['name']}: {env['name']} uses $({name}) before it is set"
+                defined.add(env["name"])
+
+
+def test_sync_waves_put_data_before_mlflow_and_serving_last(rendered):
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in rendered}
+    data = [wave(objects["StatefulSet", "postgresql"]), wave(objects["Deployment", "seaweedfs"])]
+    assert max(data) < wave(objects["Job", "seaweedfs-buckets"]) < wave(objects["Deployment", "mlflow"])
+    assert wave(objects["ConfigMap", "mlops-pipeline-env"]) < min(data)
+    # In the apps part: what watches serving comes before serving, which may never become ready alone.
+    for name in [
+        ("ServiceMonitor", "serving"),
+        ("PrometheusRule", "mlops-serving"),
+        ("Ingress", "mlops-uis"),
+        ("Deployment", "dashboard"),
+    ]:
+        assert wave(objects[name]) < wave(objects["Deployment", "serving"]), name
+
+
+def test_the_bucket_job_is_an_argo_cd_sync_hook(rendered):
+    job = by_kind(rendered, "Job")["seaweedfs-buckets"]
+    annotations = job["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/hook"] == "Sync"
+    assert annotations["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation"
+    script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    buckets = job["spec"]["template"]["spec"]["containers"][0]["env"][0]
+    assert buckets == {"name": "BUCKETS", "value": "mlops mlflow"}
+    assert "s3.bucket.create" in script
+
+
+@pytest.mark.parametrize("kind", ["ServiceMonitor", "PrometheusRule"])
+def test_prometheus_operator_objects_tolerate_a_missing_crd_at_dry_run(rendered, kind):
+    for obj in by_kind(rendered, kind).values():
+        assert "SkipDryRunOnMissingResource=true" in obj["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
+
+
+def test_images_come_from_the_k3d_registry_at_the_pinned_tag(rendered, versions):
+    registry = f"k3d-{versions['REGISTRY_NAME']}:{versions['REGISTRY_PORT']}"
+    ours = {c["image"] for o in rendered for _, c in containers(o) if "/mlops-" in c["image"]}
+    assert ours == {f"{registry}/mlops-{name}:{versions['IMAGE_TAG']}" for name in ("mlflow", "serving", "dashboard")}
+
+
+def test_browser_links_use_the_ingress_port(rendered, versions):
+    """Links opened by the browser, and MLflow's allowed origins, go through Traefik on HTTP_PORT."""
+    configmaps = {name.rsplit("-", 1)[0]: cm["data"] for name, cm in by_kind(rendered, "ConfigMap").items()}
+    port = versions["HTTP_PORT"]
+    dashboard = configmaps["dashboard-env"]
+    for key in ("MLOPS_DAGSTER_URL", "MLOPS_MLFLOW_URL", "MLOPS_GRAFANA_URL", "MLOPS_API_DOCS_URL"):
+        assert re.match(rf"http://[a-z]+\.localhost:{port}(/|$)", dashboard[key]), (key, dashboard[key])
+    assert f"http://mlflow.localhost:{port}" in configmaps["mlflow-env"]["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"]
+    assert "mlflow.localhost:*" in configmaps["mlflow-env"]["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
