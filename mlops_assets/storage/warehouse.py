@@ -112,6 +112,28 @@ model_history = sa.Table(
 )
 
 
+#: One row per served prediction (serving writes it off the request path; see serving/inference_log.py).
+inference_log = sa.Table(
+    "inference_log",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("endpoint", sa.String(32), nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False, index=True),
+    sa.Column("price", sa.Float, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("state", sa.String(64)),
+    sa.Column("status", sa.String(32)),
+    sa.Column("bed", sa.Float),
+    sa.Column("bath", sa.Float),
+    sa.Column("acre_lot", sa.Float),
+    sa.Column("house_size", sa.Float),
+    sa.Column("inputs", sa.JSON),
+    sa.Column("warnings", sa.JSON),
+)
+
+
 class Warehouse:
     """Tables plus the few operations the platform needs, on one engine."""
 

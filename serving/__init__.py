@@ -1,0 +1,1 @@
+"""The BentoML prediction service (`serving.service:HousePriceService`); imports no Dagster."""

@@ -1,0 +1,206 @@
+"""The service's GET routes and /reload, as a FastAPI app mounted on the BentoML service.
+
+`@bentoml.api` routes are POST-only, so the read endpoints live here; each handler reaches the
+worker's service instance through `bentoml.get_current_service()`. Database reads go through
+SQLAlchemy Core (bound parameters only) and answer 503 when the database is away.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import bentoml
+import sqlalchemy as sa
+from fastapi import FastAPI, Header, Query
+from fastapi.responses import JSONResponse
+
+from mlops_assets.core.features import FEATURE_NAMES
+from mlops_assets.storage.warehouse import inference_log
+from serving.predictor import canonical_state
+
+app = FastAPI(title="House price service: read endpoints")
+
+HISTORY_MAX = 1_000
+HISTORY_COLUMNS = ("request_id", "created_at", "endpoint", "model_version", "price", "latency_ms", "state", "status",
+                   "bed", "bath", "acre_lot", "house_size", "warnings")  # fmt: skip
+
+
+def _service():
+    return bentoml.get_current_service()
+
+
+def _error(status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": message} if detail is None else {"error": message, "detail": detail}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _no_model(service) -> JSONResponse:
+    return _error(503, "no model loaded yet", service.holder.last_error)
+
+
+def _iso_ms(ms: int | None) -> str | None:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat() if ms else None
+
+
+@app.get("/health")
+def health() -> dict[str, Any]:
+    """Liveness and a summary of what this worker knows, without touching the database."""
+    service = _service()
+    champion = service.holder.current
+    log = service.inference_log
+    problems = []
+    if champion is None:
+        problems.append("no model loaded")
+    if service.holder.last_error:
+        problems.append(service.holder.last_error)
+    if log is not None and log.database_ok is False:
+        problems.append("inference log database unavailable")
+    return {
+        "status": "degraded" if problems else "healthy",
+        "model_loaded": champion is not None,
+        "explainer_loaded": champion is not None,
+        "model_name": service.config.settings.model_name,
+        "model_version": champion.version if champion else None,
+        "model_alias": service.holder.alias,
+        "problems": problems,
+        "inference_log": None
+        if log is None
+        else {
+            "database_ok": log.database_ok,
+            "pending_rows": log.pending_rows,
+            "dropped_rows": log.dropped,
+            "written_rows": log.written,
+        },
+        "worker_pid": os.getpid(),
+        "uptime_seconds": round(time.time() - service.started_at, 1),
+    }
+
+
+@app.get("/model")
+def model() -> Any:
+    service = _service()
+    champion = service.holder.current
+    if champion is None:
+        return _no_model(service)
+    loaded = champion.model
+    return {
+        "model_name": loaded.name,
+        "model_version": loaded.version,
+        "model_alias": champion.alias,
+        "run_id": loaded.run_id,
+        "metrics": loaded.metrics,
+        "trained_at": _iso_ms(loaded.created_at_ms),
+        "loaded_at": datetime.fromtimestamp(champion.loaded_at, UTC).isoformat(),
+        "feature_names": list(FEATURE_NAMES),
+        "tags": {k: v for k, v in loaded.tags.items() if k in ("verdict", "verdict_reason", "batch_id", "trigger")},
+    }
+
+
+@app.get("/states")
+def states() -> Any:
+    """The states the champion was trained on, with their mean training price (US dollars)."""
+    service = _service()
+    champion = service.holder.current
+    if champion is None:
+        return _no_model(service)
+    fs = champion.model.feature_state
+    return {
+        "model_version": champion.version,
+        "global_mean_price": fs.global_mean_price,
+        "states": [
+            {"state": name, "mean_price": fs.state_mean_price[name], "training_rows": fs.state_counts.get(name, 0)}
+            for name in sorted(fs.state_mean_price)
+        ],
+    }
+
+
+@app.get("/predictions/history")
+def history(
+    limit: Annotated[int, Query(ge=1, le=HISTORY_MAX, description=f"rows, 1-{HISTORY_MAX}")] = 50,
+    state: Annotated[str | None, Query(max_length=64, description="state name or postal code")] = None,
+) -> Any:
+    """The most recent logged predictions, newest first."""
+    table = inference_log
+    columns = [table.c[name] for name in HISTORY_COLUMNS]
+    query = sa.select(*columns).order_by(table.c.created_at.desc(), table.c.request_id).limit(limit)
+    if state is not None:
+        query = query.where(table.c.state == (canonical_state(state) or state.strip()))
+    try:
+        with _service().engine.connect() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+    except sa.exc.SQLAlchemyError as error:
+        return _database_down(error)
+    for row in rows:  # SQLite hands back naive datetimes; they were written in UTC
+        created = row["created_at"]
+        row["created_at"] = (created if created.tzinfo else created.replace(tzinfo=UTC)).isoformat()
+    return {"count": len(rows), "limit": limit, "state": state, "predictions": rows}
+
+
+@app.get("/metrics/summary")
+def summary() -> Any:
+    """The last 24 hours of logged predictions: count, price (US dollars), latency (ms), versions."""
+    table = inference_log
+    since = datetime.now(UTC) - timedelta(hours=24)
+    totals = sa.select(
+        sa.func.count(),
+        sa.func.avg(table.c.price),
+        sa.func.min(table.c.price),
+        sa.func.max(table.c.price),
+        sa.func.avg(table.c.latency_ms),
+    ).where(table.c.created_at >= since)
+    versions = (
+        sa.select(table.c.model_version, sa.func.count())
+        .where(table.c.created_at >= since)
+        .group_by(table.c.model_version)
+        .order_by(table.c.model_version)
+    )
+    try:
+        with _service().engine.connect() as connection:
+            count, mean, low, high, latency = connection.execute(totals).one()
+            used = {version: n for version, n in connection.execute(versions)}
+    except sa.exc.SQLAlchemyError as error:
+        return _database_down(error)
+    return {
+        "window_hours": 24,
+        "since": since.isoformat(),
+        "count": int(count),
+        "mean_price": mean,
+        "min_price": low,
+        "max_price": high,
+        "mean_latency_ms": latency,
+        "versions_used": used,
+    }
+
+
+def _database_down(error: Exception) -> JSONResponse:
+    return _error(503, "the inference log database is unavailable", f"{type(error).__name__}")
+
+
+@app.post("/reload")
+def reload(authorization: Annotated[str | None, Header()] = None) -> Any:
+    """Serve the version holding the alias now, in every worker. Needs `Authorization: Bearer $MLOPS_ADMIN_TOKEN`."""
+    service = _service()
+    token = service.config.settings.admin_token
+    if not token:
+        return _error(403, "reload is disabled: MLOPS_ADMIN_TOKEN is not set")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return _error(401, "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return _error(403, "invalid token")
+    try:
+        return service.holder.reload_everywhere()
+    except Exception as error:
+        current = service.holder.current
+        return _error(
+            503,
+            "reload failed; the previous model keeps serving",
+            {
+                "reason": service.holder.last_error or f"{type(error).__name__}: {error}"[:500],
+                "serving_version": current.version if current else None,
+            },
+        )

@@ -1,0 +1,250 @@
+"""The BentoML service: prices and SHAP explanations from whatever model holds the `champion` alias.
+
+    bentoml serve serving.service:HousePriceService --port 3000      (or: make serve)
+
+Each worker loads `models:/{MLOPS_MODEL_NAME}@{MLOPS_MODEL_ALIAS}` in the background (XGBoost's own
+format plus the feature-state JSON, no pickle), follows the alias, and logs every prediction off the
+request path. Features come from the pure `mlops_assets.core`, exactly as in training; nothing here
+imports Dagster. POST endpoints are BentoML APIs; GET routes and /reload are in `serving.app`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import uuid
+
+# MLflow's HTTP client otherwise retries a dead server for minutes; a poll should fail fast.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import bentoml
+from starlette.responses import JSONResponse
+
+from mlops_assets.core.features import FEATURE_NAMES
+from serving import metrics
+from serving.app import app
+from serving.bodies import BatchBody, PropertyBody
+from serving.config import ServingConfig
+from serving.inference_log import InferenceLogger, LogBatch, open_warehouse, utcnow
+from serving.model_holder import ModelHolder, WorkerSync
+from serving.predictor import Champion, Rows
+from serving.schemas import BatchOut, ExplanationOut, InputError, PredictionOut, error_body, parse_batch, parse_property
+
+logger = logging.getLogger("bentoml.serving")
+CONFIG = ServingConfig.from_env()
+
+UNITS = {
+    "price": "US dollars",
+    "base_price": "US dollars",
+    "contributions_usd": "US dollars (sum = price - base_price)",
+    "base_value": "log1p(US dollars)",
+    "shap_values": "log1p(US dollars) (base_value + sum = log1p(price))",
+    "feature_values": "the model's inputs (feature_names)",
+}
+
+
+def _json(payload: dict, status: int = 200) -> JSONResponse:
+    return JSONResponse(payload, status_code=status)
+
+
+#: BentoML wraps every request in an OpenTelemetry span, sampled or not: a fifth of a prediction's CPU
+#: (profiled). Without a tracing exporter nothing is collected, so the prediction routes skip it unless
+#: MLOPS_SERVING_TRACING=1 (then configure BentoML's `tracing` as usual).
+UNTRACED = {} if CONFIG.tracing else {"tracing": {"excluded_urls": ["/predict$", "/batch_predict$", "/explain$"]}}
+
+
+@bentoml.asgi_app(app, path="/")
+@bentoml.service(
+    workers=CONFIG.workers,
+    threads=CONFIG.threads,
+    traffic={"timeout": 60},
+    logging={"access": {"enabled": CONFIG.access_log}},
+    **UNTRACED,
+)
+class HousePriceService:
+    def __init__(self) -> None:
+        self.config = config = ServingConfig.from_env()  # after the deployment hook set the run dir
+        self.started_at = time.time()
+        settings = config.settings
+
+        def registry():
+            from mlops_assets.ml.registry import ModelRegistry
+
+            return ModelRegistry(settings.mlflow_tracking_uri, settings.model_name, settings.model_alias)
+
+        sync = WorkerSync(config.run_dir) if config.run_dir else None
+        self.holder = ModelHolder(registry, settings.model_alias, config.poll_seconds, sync)
+        self.warehouse = open_warehouse(settings.database_url)
+        self.engine = self.warehouse.engine  # the read endpoints' queries
+        self.inference_log: InferenceLogger | None = None
+        if config.inference_log:
+            self.inference_log = InferenceLogger(
+                self.warehouse, config.log_queue_rows, config.log_batch_rows, config.log_flush_seconds
+            )
+            self.inference_log.start()
+        self.holder.start()  # loads in the background: /health answers during the load
+
+    @bentoml.on_deployment
+    def _shared_run_dir() -> None:
+        """Once per `bentoml serve`, before the workers start: the directory they coordinate /reload through."""
+        os.environ.setdefault("MLOPS_SERVING_RUN_DIR", tempfile.mkdtemp(prefix="mlops-serving-"))
+
+    @bentoml.on_shutdown
+    def _stop(self) -> None:
+        self.holder.stop()
+        if self.inference_log is not None:
+            self.inference_log.stop()
+        self.warehouse.dispose()
+
+    def __is_ready__(self) -> bool:
+        """`/readyz`: ready once this worker serves a model."""
+        return self.holder.current is not None
+
+    # --- helpers ---
+
+    def _unavailable(self, endpoint: str, started: float) -> JSONResponse:
+        metrics.observe(endpoint, "none", "unavailable", time.perf_counter() - started)
+        return _json({"error": "no model loaded yet", "detail": self.holder.last_error}, 503)
+
+    def _invalid(self, endpoint: str, champion: Champion | None, error: InputError, started: float) -> JSONResponse:
+        metrics.observe(endpoint, champion.version if champion else "none", "invalid", time.perf_counter() - started)
+        return _json(error_body(error.errors), 422)
+
+    def _failed(self, endpoint: str, champion: Champion, started: float, request_id: str) -> JSONResponse:
+        logger.exception("%s failed (request %s)", endpoint, request_id)
+        metrics.observe(endpoint, champion.version, "error", time.perf_counter() - started)
+        return _json({"error": f"{endpoint} failed; see the server log", "request_id": request_id}, 500)
+
+    def _log(
+        self, endpoint: str, champion: Champion, started: float, ids: list[str], props: list, rows: Rows, prices: list
+    ) -> None:
+        """Hand the rows to the inference log's queue; never waits for the database."""
+        if self.inference_log is not None:
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            batch = LogBatch(
+                endpoint,
+                champion.model.name,
+                champion.version,
+                utcnow(),
+                latency_ms,
+                ids,
+                props,
+                rows.states,
+                prices,
+                rows.warnings,
+            )
+            self.inference_log.submit(batch)
+
+    # --- endpoints ---
+
+    @bentoml.api(route="/predict", input_spec=PropertyBody, output_spec=PredictionOut)
+    async def predict(self, body: PropertyBody, /) -> JSONResponse:
+        """The price of one property, in US dollars."""
+        started = time.perf_counter()
+        champion = self.holder.current
+        try:
+            prop = parse_property(body.data)
+        except InputError as error:
+            return self._invalid("predict", champion, error, started)
+        if champion is None:
+            return self._unavailable("predict", started)
+        request_id = uuid.uuid4().hex
+        try:
+            rows = champion.rows([prop])
+            if rows.unusable:
+                return self._invalid("predict", champion, InputError(rows.problem(0)), started)
+            price = float(champion.predict(rows.x)[0])
+        except Exception:
+            return self._failed("predict", champion, started, request_id)
+        self._log("predict", champion, started, [request_id], [prop], rows, [price])
+        metrics.observe("predict", champion.version, "ok", time.perf_counter() - started)
+        metrics.PRICE.observe(price)
+        return _json(
+            {
+                "price": round(price, 2),
+                "model_name": champion.model.name,
+                "model_version": champion.version,
+                "model_alias": champion.alias,
+                "request_id": request_id,
+                "features_used": dict(zip(FEATURE_NAMES, rows.x[0].tolist(), strict=True)),
+                "warnings": rows.warnings[0],
+            }
+        )
+
+    @bentoml.api(route="/batch_predict", input_spec=BatchBody, output_spec=BatchOut)
+    def batch_predict(self, body: BatchBody, /) -> JSONResponse:
+        """Prices for a list of up to 10,000 properties, in order; an invalid item gets an error entry.
+
+        Synchronous on purpose: BentoML runs it in a worker thread, so a large batch does not hold
+        the event loop that single predictions are answered on.
+        """
+        started = time.perf_counter()
+        champion = self.holder.current
+        try:
+            items = parse_batch(body.data)
+        except InputError as error:
+            return self._invalid("batch_predict", champion, error, started)
+        if champion is None:
+            return self._unavailable("batch_predict", started)
+        batch_id = uuid.uuid4().hex
+        try:
+            priced = champion.price_batch(items, batch_id)
+        except Exception:
+            return self._failed("batch_predict", champion, started, batch_id)
+        if priced.prices:
+            self._log(
+                "batch_predict", champion, started, priced.request_ids, priced.properties, priced.rows, priced.prices
+            )
+            metrics.observe_prices(priced.prices)
+        failed = len(items) - len(priced.prices)
+        if failed:
+            metrics.PREDICTIONS.labels(champion.version, "batch_predict", "invalid").inc(failed)
+        elapsed = time.perf_counter() - started
+        metrics.observe("batch_predict", champion.version, "ok", elapsed, count=len(priced.prices))
+        return _json(
+            {
+                "predictions": priced.entries,
+                "model_name": champion.model.name,
+                "model_version": champion.version,
+                "count": len(items),
+                "failed": failed,
+            }
+        )
+
+    @bentoml.api(route="/explain", input_spec=PropertyBody, output_spec=ExplanationOut)
+    async def explain(self, body: PropertyBody, /) -> JSONResponse:
+        """The price and its TreeSHAP explanation; see `units` in the response for each field's unit."""
+        started = time.perf_counter()
+        champion = self.holder.current
+        try:
+            prop = parse_property(body.data)
+        except InputError as error:
+            return self._invalid("explain", champion, error, started)
+        if champion is None:
+            return self._unavailable("explain", started)
+        request_id = uuid.uuid4().hex
+        try:
+            rows = champion.rows([prop])
+            if rows.unusable:
+                return self._invalid("explain", champion, InputError(rows.problem(0)), started)
+            explanation = champion.explain(rows.x)
+        except Exception:
+            return self._failed("explain", champion, started, request_id)
+        price = explanation["price"]
+        self._log("explain", champion, started, [request_id], [prop], rows, [price])
+        metrics.observe("explain", champion.version, "ok", time.perf_counter() - started)
+        metrics.PRICE.observe(price)
+        return _json(
+            {
+                **explanation,
+                "model_name": champion.model.name,
+                "model_version": champion.version,
+                "request_id": request_id,
+                "warnings": rows.warnings[0],
+                "units": UNITS,
+            }
+        )

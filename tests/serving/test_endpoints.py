@@ -1,0 +1,247 @@
+"""Every endpoint of a real `bentoml serve` process serving a champion from a real MLflow server."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from mlops_assets.core.features import FEATURE_NAMES, build_features, transform
+from mlops_assets.ml.training import predict_price
+from tests.serving.conftest import EXAMPLE, TOKEN, Service, wait_until
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _property(row) -> dict:
+    return {k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in
+            ("bed", "bath", "acre_lot", "house_size", "state", "status")}  # fmt: skip
+
+
+def _holdout(serving: Service, n: int):
+    rows = serving.first.holdout.dropna(subset=["acre_lot"]).head(n)
+    return rows, [_property(r) for _, r in rows.iterrows()]
+
+
+def test_before_a_champion_exists_it_runs_but_is_not_ready(serving: Service):
+    seen = serving.before_champion
+    assert seen["readyz"].status_code == 503
+    health = seen["health"].json()
+    assert seen["health"].status_code == 200
+    assert health["status"] == "degraded" and health["model_loaded"] is False
+    assert seen["predict"].status_code == 503 and seen["predict"].json()["error"] == "no model loaded yet"
+    assert seen["model"].status_code == 503
+
+
+def test_predict_prices_like_training_does(serving: Service):
+    rows, properties = _holdout(serving, 20)
+    loaded = serving.model(serving.first.version)
+    expected = predict_price(loaded.booster, transform(rows, loaded.feature_state).to_numpy())
+    for prop, price in zip(properties, expected, strict=True):
+        response = serving.post("/predict", prop)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert set(body) >= {"price", "model_name", "model_version", "model_alias", "request_id", "features_used",
+                             "warnings"}  # fmt: skip
+        if body["model_version"] == serving.first.version:
+            assert body["price"] == pytest.approx(price, abs=0.01)
+        assert list(body["features_used"]) == FEATURE_NAMES
+        assert body["model_name"] == serving.model_name and body["model_alias"] == "champion"
+
+
+def test_an_unknown_state_uses_the_global_mean_and_says_so(serving: Service):
+    known = serving.post("/predict", {**EXAMPLE, "state": "CA"}).json()
+    assert known["warnings"] == []
+    assert known["features_used"] == serving.post("/predict", EXAMPLE).json()["features_used"]
+    unknown = serving.post("/predict", {**EXAMPLE, "state": "Atlantis"}).json()
+    state = serving.model(unknown["model_version"]).feature_state
+    assert unknown["features_used"]["state_price_level"] == pytest.approx(state.global_log_price, rel=1e-6)
+    assert any("Atlantis" in w and "global mean" in w for w in unknown["warnings"])
+    no_status = serving.post("/predict", {k: v for k, v in EXAMPLE.items() if k != "status"}).json()
+    assert any("status" in w for w in no_status["warnings"])
+
+
+def test_batch_predict_answers_every_item_in_order(serving: Service):
+    _, properties = _holdout(serving, 50)
+    body = [*properties[:10], {**EXAMPLE, "bed": -1}, *properties[10:], {**EXAMPLE, "house_size": 1e-40}]
+    response = serving.post("/batch_predict", body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["count"] == 52 and result["failed"] == 2 and len(result["predictions"]) == 52
+    assert [p["index"] for p in result["predictions"]] == list(range(52))
+    assert result["predictions"][51]["detail"][0]["field"] == "house_size"
+    bad = result["predictions"][10]
+    assert "price" not in bad and bad["detail"][0]["field"] == "bed" and bad["detail"][0]["loc"] == ["body", 10, "bed"]
+    single = [serving.post("/predict", p).json()["price"] for p in properties[:5]]
+    assert [p["price"] for p in result["predictions"][:5]] == single
+
+    big = serving.post("/batch_predict", [EXAMPLE] * 10_000)
+    assert big.status_code == 200 and len(big.json()["predictions"]) == 10_000
+    too_big = serving.post("/batch_predict", [EXAMPLE] * 10_001)
+    assert too_big.status_code == 422 and "10,000" in too_big.json()["detail"][0]["msg"]
+
+
+def test_explain_is_treeshap_additive_and_honest_about_units(serving: Service):
+    import shap
+
+    _, properties = _holdout(serving, 5)
+    for prop in [EXAMPLE, *properties]:
+        response = serving.post("/explain", prop)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        loaded = serving.model(body["model_version"])
+        x = np.asarray([body["feature_values"]], dtype="float32")
+        explainer = shap.TreeExplainer(loaded.booster)
+        np.testing.assert_allclose(body["shap_values"], explainer.shap_values(x)[0], atol=1e-4)
+        assert body["base_value"] == pytest.approx(float(np.ravel(explainer.expected_value)[0]), abs=1e-4)
+        assert body["feature_names"] == FEATURE_NAMES
+        # additive in log space, and the dollars add up to the price
+        assert body["base_value"] + sum(body["shap_values"]) == pytest.approx(math.log1p(body["price"]), abs=1e-9)
+        assert sum(body["contributions_usd"]) == pytest.approx(body["price"] - body["base_price"], abs=1e-6)
+        assert body["base_price"] == pytest.approx(math.expm1(body["base_value"]), rel=1e-12)
+        assert body["units"]["shap_values"].startswith("log1p") and body["units"]["contributions_usd"].startswith("US")
+        # the same price /predict gives (float32 model output)
+        assert body["price"] == pytest.approx(serving.post("/predict", prop).json()["price"], rel=1e-5)
+        # the features are the core's
+        columns = {k: np.array([prop[k]], dtype=object) for k in ("bed", "bath", "acre_lot", "house_size", "state")}
+        columns["status"] = np.array([prop["status"]], dtype=object)
+        expected_x = build_features(columns, loaded.feature_state)
+        np.testing.assert_array_equal(x, expected_x)
+
+
+BAD_BODIES = [
+    ({k: v for k, v in EXAMPLE.items() if k != "bed"}, "bed", "Field required"),
+    ({**EXAMPLE, "bath": "2"}, "bath", "valid number"),
+    ({**EXAMPLE, "bath": True}, "bath", "valid number"),
+    ({**EXAMPLE, "bed": -1}, "bed", "greater than or equal to 0"),
+    ({**EXAMPLE, "bed": 51}, "bed", "less than or equal to 50"),
+    ({**EXAMPLE, "house_size": 0}, "house_size", "greater than 0"),
+    ({**EXAMPLE, "house_size": 1e12}, "house_size", "less than or equal to 1000000"),
+    ({**EXAMPLE, "house_size": 1e-40}, "house_size", "too small for the model"),  # > 0, but overflows a feature
+    ({**EXAMPLE, "acre_lot": -0.5}, "acre_lot", "greater than or equal to 0"),
+    ({**EXAMPLE, "acre_lot": None}, "acre_lot", "valid number"),
+    ({**EXAMPLE, "state": ""}, "state", "at least 1 character"),
+    ({**EXAMPLE, "state": "x" * 65}, "state", "at most 64 characters"),
+    ({**EXAMPLE, "status": "haunted"}, "status", "unknown status"),
+    ({**EXAMPLE, "city": "y" * 500}, "city", "at most 128 characters"),
+    ({**EXAMPLE, "zip_code": "ABCDE"}, "zip_code", "5 digits"),
+]
+RAW_BAD_BODIES = [
+    (b'{"bed": NaN, "bath": 2, "acre_lot": 0.25, "house_size": 1800, "state": "CA"}', "bed", "finite number"),
+    (b'{"bed": 3, "bath": Infinity, "acre_lot": 0.25, "house_size": 1800, "state": "CA"}', "bath", "finite number"),
+    (b'{"bed": 3, "bath": 2, "acre_lot": 1e999, "house_size": 1800, "state": "CA"}', "acre_lot", "finite number"),
+    (b'{"bed": 3, "bath": 2,', "body", "Invalid JSON"),
+    (b"", "body", "Invalid JSON"),
+    (b"[1, 2]", "body", "object"),
+    (b'"just a string"', "body", "object"),
+]
+
+
+@pytest.mark.parametrize("path", ["/predict", "/explain"])
+def test_bad_inputs_get_a_422_naming_the_field_and_the_reason(serving: Service, path: str):
+    cases = [(json.dumps(b).encode(), f, m) for b, f, m in BAD_BODIES] + RAW_BAD_BODIES
+    for data, field, reason in cases:
+        response = serving.post(path, data=data)
+        assert response.status_code == 422, (data, response.status_code, response.text)
+        detail = response.json()["detail"]
+        assert any(d["field"] == field and reason in d["msg"] for d in detail), (data, detail)
+
+
+def test_bad_batch_bodies_get_a_422(serving: Service):
+    for data, reason in [
+        (b"{not json", "Invalid JSON"),
+        (json.dumps(EXAMPLE).encode(), "JSON list"),
+        (b"[]", "empty"),
+        (json.dumps([EXAMPLE] * 10_001).encode(), "at most 10,000"),
+    ]:
+        response = serving.post("/batch_predict", data=data)
+        assert response.status_code == 422 and reason in response.json()["detail"][0]["msg"], response.text
+
+
+def test_read_endpoints(serving: Service):
+    health = serving.get("/health").json()
+    assert health["status"] == "healthy" and health["model_loaded"] and health["explainer_loaded"]
+    assert serving.get("/readyz").status_code == 200
+
+    model = serving.get("/model").json()
+    fields = {"model_name", "model_version", "model_alias", "run_id", "metrics", "trained_at", "feature_names"}
+    assert fields <= set(model)
+    assert model["feature_names"] == FEATURE_NAMES and {"rmse", "r2"} <= set(model["metrics"]) and model["run_id"]
+
+    states = serving.get("/states").json()
+    names = [s["state"] for s in states["states"]]
+    loaded = serving.model(model["model_version"]).feature_state
+    assert names == sorted(loaded.state_mean_price) and states["global_mean_price"] == loaded.global_mean_price
+    assert all(s["mean_price"] > 0 for s in states["states"])
+
+
+def test_predictions_are_logged_to_inference_log_and_raw_data(serving: Service):
+    city = f"logcheck-{uuid.uuid4().hex[:8]}"
+    ids = [serving.post("/predict", {**EXAMPLE, "state": "VT", "city": city, "zip_code": 5401}).json()["request_id"]
+           for _ in range(3)]  # fmt: skip
+    batch = serving.post("/batch_predict", [{**EXAMPLE, "state": "Vermont", "city": city}] * 4).json()
+    ids += [p["request_id"] for p in batch["predictions"]]
+
+    engine = sa.create_engine(serving.database_url)
+    try:
+
+        def logged():
+            raw_query = "SELECT source, price, state, zip_code, batch_id FROM raw_listings WHERE city = :city"
+            log_query = (
+                "SELECT request_id, endpoint, model_version, price, latency_ms, state FROM inference_log"
+                " WHERE request_id = ANY(:ids)"
+            )
+            with engine.connect() as c:
+                raw = c.execute(sa.text(raw_query), {"city": city}).all()
+                log = c.execute(sa.text(log_query), {"ids": ids}).all()
+            return (raw, log) if len(raw) == 7 and len(log) == 7 else None
+
+        raw, log = wait_until(logged, 30, "7 predictions in raw_listings and inference_log")
+    finally:
+        engine.dispose()
+    assert {r.source for r in raw} == {"inference"} and all(r.price is None for r in raw)
+    assert all(r.batch_id.startswith("inference-") for r in raw)
+    assert sorted(r.zip_code for r in raw if r.zip_code is not None) == [5401.0] * 3
+    assert {r.endpoint for r in log} == {"predict", "batch_predict"} and {r.state for r in log} == {"Vermont"}
+    assert all(r.price > 0 and r.latency_ms >= 0 for r in log)
+
+    history = serving.get("/predictions/history", params={"limit": 5, "state": "VT"}).json()
+    assert history["count"] == 5 and all(p["state"] == "Vermont" for p in history["predictions"])
+    times = [p["created_at"] for p in history["predictions"]]
+    assert times == sorted(times, reverse=True)
+    for bad in ({"limit": 0}, {"limit": 100_000}, {"limit": "many"}):
+        assert serving.get("/predictions/history", params=bad).status_code == 422
+
+    summary = serving.get("/metrics/summary").json()
+    assert summary["count"] >= 7 and summary["min_price"] <= summary["mean_price"] <= summary["max_price"]
+    assert summary["mean_latency_ms"] > 0 and sum(summary["versions_used"].values()) == summary["count"]
+
+
+def test_metrics_are_exported_with_bounded_labels(serving: Service):
+    serving.post("/predict", {**EXAMPLE, "state": "Narnia-label-check"})
+    serving.post("/predict", {**EXAMPLE, "bed": -1})
+    text = serving.get("/metrics").text
+    for name in ("predictions_total", "prediction_latency_seconds_bucket", "prediction_price_dollars_bucket",
+                 "model_loaded", "explainer_loaded", "model_info", "model_reloads_total",
+                 "bentoml_service_request_total"):  # fmt: skip
+        assert name in text, name
+    assert "Narnia" not in text
+    assert serving.metric("predictions_total", endpoint="predict", outcome="ok") > 0
+    assert serving.metric("predictions_total", endpoint="predict", outcome="invalid") > 0
+    assert serving.metric("prediction_latency_seconds_bucket", endpoint="predict", le="0.0005") >= 0
+
+
+def test_reload_needs_the_admin_token(serving: Service):
+    refused = serving.post("/reload")
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    assert serving.post("/reload", headers={"Authorization": "Basic c2VjcmV0"}).status_code == 401
+    assert serving.post("/reload", headers={"Authorization": "Bearer wrong-token"}).status_code == 403
+    allowed = serving.post("/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert allowed.status_code == 200, allowed.text
+    body = allowed.json()
+    assert body["new_version"] == serving.get("/model").json()["model_version"] and body["all_workers_synced"]
+    assert len(body["workers"]) == 2

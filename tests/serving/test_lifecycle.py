@@ -1,0 +1,118 @@
+"""The service follows the alias (by polling and by /reload) without failing a request, survives a
+version that cannot be loaded, and keeps predicting while its database is away."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from tests.model_factory import train_and_register
+from tests.serving.conftest import EXAMPLE, TOKEN, RequestLoop, Service, wait_until
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _versions_seen(loop: RequestLoop) -> list[str | None]:
+    return [version for _, version in loop.results]
+
+
+def test_a_promotion_is_picked_up_by_polling_with_no_failed_request(serving: Service):
+    before = serving.post("/predict", EXAMPLE).json()
+    second = train_and_register(serving.tracking_uri, model_name=serving.model_name, batches=(3,), trials=1,
+                                promote=False)  # fmt: skip
+    with RequestLoop(serving) as loop:
+        wait_until(lambda: len(loop.results) > 20, 60, "requests flowing")
+        serving.registry().promote(second.version, "serving test: poll")
+        wait_until(lambda: serving.all_workers_serve(second.version), 60, "every worker serves the new version")
+        wait_until(lambda: _versions_seen(loop)[-10:] == [second.version] * 10, 30, "answers from the new version")
+    assert loop.results and all(status == 200 for status, _ in loop.results), set(loop.results)
+    assert set(_versions_seen(loop)) == {before["model_version"], second.version}
+    after = serving.post("/predict", EXAMPLE).json()
+    assert after["model_version"] == second.version and after["price"] != before["price"]
+    assert serving.get("/model").json()["model_version"] == second.version
+
+
+def test_reload_switches_every_worker_before_it_answers(serving: Service):
+    third = serving.register_copy(serving.first.version)
+    with RequestLoop(serving) as loop:
+        serving.registry().promote(str(third), "serving test: reload")
+        response = serving.post("/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["new_version"] == str(third) and body["all_workers_synced"], body
+        assert set(body["workers"].values()) == {str(third)}
+        answers = [serving.post("/predict", EXAMPLE).json()["model_version"] for _ in range(20)]
+    assert answers == [str(third)] * 20
+    assert all(status == 200 for status, _ in loop.results), set(loop.results)
+
+
+def test_a_version_that_cannot_load_leaves_the_old_one_serving(serving: Service):
+    """A version stored as pickle is refused (the service never unpickles); the champion keeps serving."""
+    import mlflow
+
+    serving_now = serving.get("/model").json()["model_version"]
+    failed_before = serving.metric("model_reloads_total", outcome="failed")
+    mlflow.set_tracking_uri(serving.tracking_uri)
+    with tempfile.TemporaryDirectory() as directory, mlflow.start_run() as run:
+        model_dir = os.path.join(directory, "model")
+        os.makedirs(model_dir)
+        with open(os.path.join(model_dir, "MLmodel"), "w") as f:
+            f.write("flavors:\n  xgboost:\n    data: model.pkl\n    model_format: pkl\n")
+        with open(os.path.join(model_dir, "model.pkl"), "wb") as f:
+            f.write(b"not loaded, ever")
+        mlflow.log_artifacts(model_dir, "model")
+    client = serving.registry().client
+    source = f"{client.get_run(run.info.run_id).info.artifact_uri}/model"
+    broken = str(client.create_model_version(serving.model_name, source, run_id=run.info.run_id).version)
+    try:
+        with RequestLoop(serving) as loop:
+            serving.registry().promote(broken, "serving test: a broken version")
+            wait_until(lambda: serving.metric("model_reloads_total", outcome="failed") >= failed_before + 2, 60,
+                       "both workers report the failed load")  # fmt: skip
+            refused = serving.post("/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert refused.status_code == 503 and refused.json()["detail"]["serving_version"] == serving_now
+        assert "pkl" in refused.json()["detail"]["reason"]
+        health = serving.get("/health").json()
+        assert health["status"] == "degraded" and health["model_version"] == serving_now
+        assert any(f"version {broken}" in p for p in health["problems"])
+        assert all(status == 200 for status, _ in loop.results) and set(_versions_seen(loop)) == {serving_now}
+    finally:
+        serving.registry().promote(serving_now, "serving test: back to a loadable version")
+    wait_until(lambda: serving.get("/health").json()["status"] == "healthy", 30, "healthy again")
+
+
+def test_with_the_database_away_predictions_go_on_and_drops_are_counted(serving: Service):
+    marker = f"outage-{uuid.uuid4().hex[:8]}"
+    dropped_before = serving.metric("inference_log_dropped_total")
+    serving.set_database_connections(False)
+    try:
+        held = [serving.post("/predict", {**EXAMPLE, "city": marker}) for _ in range(10)]
+        assert all(r.status_code == 200 for r in held)
+        overflow = serving.post("/batch_predict", [{**EXAMPLE, "city": "overflow"}] * 4000)  # > the 3,000-row buffer
+        assert overflow.status_code == 200 and overflow.json()["failed"] == 0
+        assert serving.metric("inference_log_dropped_total", reason="queue_full") >= dropped_before + 4000
+        wait_until(lambda: serving.get("/health").json()["status"] == "degraded", 30, "health reports the database")
+        assert serving.get("/predictions/history").status_code == 503
+        assert serving.get("/metrics/summary").status_code == 503
+    finally:
+        serving.set_database_connections(True)
+
+    after = f"after-{uuid.uuid4().hex[:8]}"
+    assert serving.post("/predict", {**EXAMPLE, "city": after}).status_code == 200
+    engine = sa.create_engine(serving.database_url)
+    try:
+
+        def count(city: str) -> int:
+            with engine.connect() as c:
+                return c.execute(sa.text("SELECT count(*) FROM raw_listings WHERE city = :c"), {"c": city}).scalar()
+
+        # the rows held during the outage are written once it ends, and logging goes on
+        wait_until(lambda: count(marker) == 10 and count(after) == 1, 60, "logging resumed")
+    finally:
+        engine.dispose()
+    assert json.loads(serving.get("/predictions/history", params={"limit": 1}).text)["count"] == 1
