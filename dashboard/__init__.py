@@ -1,0 +1,1 @@
+"""The Streamlit viewer: `streamlit run dashboard/app.py` (or `make dashboard`)."""

@@ -1,0 +1,74 @@
+"""The viewer: which model answers, why it predicts what it does, and why the model changed.
+
+    streamlit run dashboard/app.py        (or: make dashboard)
+
+Pages live in dashboard/views/; the sidebar shows serving's status on every page. Prices and
+explanations come from serving over HTTP (MLOPS_SERVING_URL); model and drift history are read
+read-only from the warehouse (MLOPS_DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import streamlit as st
+
+from dashboard import ui
+from dashboard.client import ServingError
+
+logger = logging.getLogger("dashboard")
+
+PAGES = [
+    st.Page("views/predict.py", url_path="predict", title="Predict", icon=":material/sell:", default=True),
+    st.Page("views/explain.py", url_path="explain", title="Explain", icon=":material/waterfall_chart:"),
+    st.Page("views/compare.py", url_path="compare", title="Compare locations", icon=":material/map:"),
+    st.Page("views/models.py", url_path="models", title="Model history", icon=":material/history:"),
+    st.Page("views/drift.py", url_path="drift", title="Drift", icon=":material/ssid_chart:"),
+    st.Page("views/monitoring.py", url_path="monitoring", title="Monitoring", icon=":material/monitoring:"),
+]
+
+
+def sidebar() -> None:
+    """Serving's status and model, and the admin's reload."""
+    client = ui.client()
+    st.sidebar.markdown("### Serving")
+    try:
+        health = client.health()
+    except ServingError as error:
+        st.sidebar.error(str(error))
+        return
+    version = health.get("model_version")
+    if health.get("status") == "healthy":
+        st.sidebar.success(f"healthy: {health.get('model_name')} **v{version}** ({health.get('model_alias')})")
+    else:
+        problems = "; ".join(health.get("problems") or []) or health.get("status", "unknown")
+        st.sidebar.warning(f"{health.get('status')}: {problems}")
+    st.sidebar.caption(f"{client.base_url} · model {'v' + str(version) if version else 'none loaded'}")
+    with st.sidebar.expander("Reload the model"):
+        st.caption("Serving follows the alias by itself; reload makes it switch now.")
+        token = st.text_input("Admin token", type="password", key="admin_token")
+        if st.button("Reload", key="reload", disabled=not token):
+            try:
+                answer = client.reload(token)
+            except ServingError as error:
+                st.error(str(error))
+            else:
+                old, new = answer.get("old_version"), answer.get("new_version")
+                st.success(f"serving v{new}" + (f" (was v{old})" if old != new else " (unchanged)"))
+                ui.known_states.clear()
+
+
+def guarded(part: Callable[[], object], name: str) -> None:
+    """Last resort: an unexpected failure becomes a message on the page and a traceback in the log only."""
+    try:
+        part()
+    except Exception:  # st.stop() and reruns are BaseExceptions and pass through
+        logger.exception("dashboard: %s failed", name)
+        st.error(f"{name} failed unexpectedly; the details are in the dashboard's log.")
+
+
+st.set_page_config(page_title="House prices · MLOps", page_icon=":material/house:", layout="wide")
+navigation = st.navigation(PAGES)
+guarded(sidebar, "The sidebar")
+guarded(navigation.run, f"The {navigation.title} page")

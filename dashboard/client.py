@@ -1,0 +1,110 @@
+"""The serving API over HTTP, with timeouts and errors a person can act on.
+
+Every failure becomes a `ServingError` whose message is meant for the page as is: the dashboard
+never shows a traceback. The dashboard computes nothing serving already does: prices, SHAP,
+state means, history and summaries all come from these calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+NO_MODEL = "Serving is up but has no model yet: no model has been promoted. Run the pipeline (`make demo`) first."
+
+
+class ServingError(Exception):
+    """A call to serving that gave no usable answer; `str()` is the message for the page."""
+
+    def __init__(self, message: str, status: int | None = None, down: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.down = down
+        """True when serving did not answer at all (not running, unreachable, timed out)."""
+
+    @property
+    def no_model(self) -> bool:
+        return self.status == 503 and str(self) == NO_MODEL
+
+
+def _detail(payload: Any) -> str:
+    """The reason in an error body: serving's {"error", "detail"} or FastAPI's {"detail": [...]}."""
+    if not isinstance(payload, dict):
+        return str(payload)[:300]
+    detail = payload.get("detail")
+    if isinstance(detail, list):
+        fields = [f"{d.get('field') or '.'.join(map(str, d.get('loc', [])[1:]))}: {d.get('msg')}" for d in detail]
+        return "; ".join(f for f in fields if f)
+    message = payload.get("error") or ""
+    return f"{message} ({detail})" if message and detail else str(message or detail or payload)[:300]
+
+
+class ServingClient:
+    def __init__(self, base_url: str, timeout_s: float = 20.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (min(3.0, timeout_s), timeout_s)  # (connect, read)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = f"{self.base_url}{path}"
+        try:
+            response = requests.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.Timeout:
+            raise ServingError(
+                f"Serving at {self.base_url} did not answer within {self.timeout[1]:.0f} s.", down=True
+            ) from None
+        except requests.RequestException:
+            raise ServingError(
+                f"Serving is down: nothing answers at {self.base_url}. Start it with `make serve` "
+                "or point MLOPS_SERVING_URL at it.",
+                down=True,
+            ) from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = response.text
+        if response.status_code == 503 and isinstance(payload, dict) and "no model" in str(payload.get("error")):
+            raise ServingError(NO_MODEL, status=503)
+        if response.status_code == 422:
+            raise ServingError(f"Serving refused the input: {_detail(payload)}", status=422)
+        if response.status_code in (401, 403):
+            raise ServingError(f"Not allowed: {_detail(payload)}", status=response.status_code)
+        if response.status_code >= 400:
+            raise ServingError(
+                f"Serving answered HTTP {response.status_code} to {method} {path}: {_detail(payload)}",
+                status=response.status_code,
+            )
+        if not isinstance(payload, dict):
+            raise ServingError(f"Serving sent an unexpected answer to {method} {path}.", status=response.status_code)
+        return payload
+
+    def health(self) -> dict:
+        return self._call("GET", "/health")
+
+    def model(self) -> dict:
+        return self._call("GET", "/model")
+
+    def states(self) -> dict:
+        """{"states": [{"state", "mean_price", "training_rows"}], "global_mean_price", "model_version"}"""
+        return self._call("GET", "/states")
+
+    def predict(self, prop: dict) -> dict:
+        return self._call("POST", "/predict", json=prop)
+
+    def batch_predict(self, props: list[dict]) -> dict:
+        return self._call("POST", "/batch_predict", json=props)
+
+    def explain(self, prop: dict) -> dict:
+        return self._call("POST", "/explain", json=prop)
+
+    def predictions(self, limit: int = 100, state: str | None = None) -> dict:
+        params: dict[str, Any] = {"limit": limit}
+        if state:
+            params["state"] = state
+        return self._call("GET", "/predictions/history", params=params)
+
+    def summary(self) -> dict:
+        return self._call("GET", "/metrics/summary")
+
+    def reload(self, token: str) -> dict:
+        return self._call("POST", "/reload", headers={"Authorization": f"Bearer {token}"})

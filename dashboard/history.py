@@ -1,0 +1,97 @@
+"""Read-only access to the warehouse's history tables: model_history and drift_reports.
+
+The dashboard only reads what the pipeline recorded. The engine is opened read-only (SQLite in
+`mode=ro`, PostgreSQL with read-only transactions), so a viewer can never create or change a table,
+and every query is a SQLAlchemy expression (bound parameters only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+import sqlalchemy as sa
+
+from mlops_assets.storage.object_store import ObjectStore
+from mlops_assets.storage.warehouse import drift_reports, model_history
+
+
+class HistoryError(Exception):
+    """The history cannot be read; `str()` is the message for the page."""
+
+
+class NoHistoryError(HistoryError):
+    """The warehouse answers but the pipeline has not written this history yet."""
+
+
+def safe_url(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def read_only_engine(url: str) -> sa.Engine:
+    parsed = sa.engine.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise HistoryError(f"{url} is not a warehouse file")
+        path = Path(parsed.database).expanduser().resolve()
+        if not path.is_file():
+            raise NoHistoryError(f"No warehouse yet at {path}: run the pipeline (`make demo`) first.")
+        return sa.create_engine(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true", connect_args={"timeout": 10})
+    if backend == "postgresql":
+        options = {"options": "-c default_transaction_read_only=on", "connect_timeout": 5}
+        return sa.create_engine(url, pool_pre_ping=True, connect_args=options)
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class History:
+    """The two history tables as DataFrames, oldest first."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = read_only_engine(url)
+
+    def _read(self, query: sa.Select, table: sa.Table, empty: str) -> pd.DataFrame:
+        try:
+            with self.engine.connect() as connection:
+                frame = pd.read_sql(query, connection)
+        except sa.exc.SQLAlchemyError as error:
+            if _missing_table(error, table.name):
+                raise NoHistoryError(empty) from None
+            reason = str(getattr(error, "orig", error)).splitlines()[0][:200]
+            raise HistoryError(f"The warehouse at {safe_url(self.url)} cannot be read: {reason}") from None
+        if frame.empty:
+            raise NoHistoryError(empty)
+        return frame
+
+    def models(self, model_name: str) -> pd.DataFrame:
+        """Every model trained under `model_name`, by version: metrics, verdict, reason, why, SHAP importance."""
+        query = (
+            sa.select(model_history)
+            .where(model_history.c.model_name == model_name)
+            .order_by(model_history.c.model_version)
+        )
+        return self._read(query, model_history, f"No model named {model_name!r} has been trained yet.")
+
+    def drift_reports(self) -> pd.DataFrame:
+        """Every drift report, by batch: the decision (trained or skipped), why, per-column scores."""
+        query = sa.select(drift_reports).order_by(drift_reports.c.batch_id, drift_reports.c.created_at)
+        return self._read(query, drift_reports, "No drift report yet: no batch has been judged.")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _missing_table(error: sa.exc.SQLAlchemyError, name: str) -> bool:
+    text = str(getattr(error, "orig", error)).lower()
+    return name in text and ("no such table" in text or "does not exist" in text)
+
+
+def read_report(uri: str) -> str:
+    """The Evidently HTML at `uri` (file:// or s3://, as the drift asset wrote it)."""
+    parent, _, key = uri.rpartition("/")
+    try:
+        return ObjectStore(parent).read_text(key)
+    except Exception as error:  # fsspec/s3fs/botocore raise many kinds; the page gets one message
+        raise HistoryError(f"The report at {uri} cannot be read: {type(error).__name__}: {error}") from None

@@ -1,0 +1,138 @@
+"""Model history: every trained model, its verdict and reason, and why the champion changed."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, ui
+from dashboard.history import HistoryError
+
+METRICS = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "mape": "MAPE"}
+
+
+def importance(row: pd.Series) -> dict[str, float]:
+    value = row.get("shap_importance")
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+def metric_text(name: str, value: float | None) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    return f"{value:.3f}" if name == "r2" else f"{value:.1%}" if name == "mape" else ui.money(value)
+
+
+st.title("Model history")
+models = ui.models_or_none()
+if models is None:
+    st.stop()
+cfg = ui.config()
+champion, source = ui.champion_version(models)
+if champion is None:
+    st.info(f"No current champion: {source}")
+elif source == "serving":
+    st.success(f"Current champion: **{cfg.settings.model_name} v{champion}** (as serving reports it)")
+else:
+    st.warning(f"Champion shown: **v{champion}**, from {source}")
+
+models = models.assign(champion=models["model_version"].astype(str) == str(champion))
+st.dataframe(
+    models[["champion", "model_version", "verdict", "reason", "trained_at", "batch_id", "training_rows", "r2", "rmse",
+            "mae", "mape", "trigger"]],
+    hide_index=True,
+    key="models_table",
+    column_config={
+        "champion": st.column_config.CheckboxColumn("champion", help="the model serving answers with"),
+        "model_version": "version",
+        "trained_at": st.column_config.DatetimeColumn("trained (UTC)", format="YYYY-MM-DD HH:mm"),
+        "batch_id": "through batch",
+        "training_rows": st.column_config.NumberColumn("training rows", format="localized"),
+        "r2": st.column_config.NumberColumn("R2", format="%.3f"),
+        "rmse": st.column_config.NumberColumn("RMSE", format="dollar"),
+        "mae": st.column_config.NumberColumn("MAE", format="dollar"),
+        "mape": st.column_config.NumberColumn("MAPE", format="percent"),
+        "reason": st.column_config.TextColumn("reason", width="large"),
+    },
+)  # fmt: skip
+
+st.subheader("Metrics across versions")
+st.caption("Each model on its own holdout rows (the holdout grows with the data); colour = verdict.")
+errors_col, fit_col = st.columns(2)
+errors_col.altair_chart(charts.metric_trend(models, ["rmse", "mae"], "US dollars", "$,.0f"), key="trend_errors")
+fit_col.altair_chart(charts.metric_trend(models, ["r2", "mape"], "R2 and MAPE", ".2f"), key="trend_fit")
+
+st.subheader("Why did the model change?")
+versions = [int(v) for v in models["model_version"]]
+default = versions.index(int(champion)) if champion is not None and int(champion) in versions else len(versions) - 1
+version = st.selectbox("Model", versions, index=default, format_func=lambda v: f"v{v}", key="model_version")
+row = models[models["model_version"] == version].iloc[0]
+verdict = f"**v{version} was {row['verdict']}**: {row['reason'] or 'no reason recorded'}"
+(st.success if row["verdict"] == "promoted" else st.error if row["verdict"] == "rejected" else st.info)(verdict)
+st.markdown(f"**Trigger:** {row['trigger'] or 'unknown'} · **why it was trained:** {row['why'] or 'not recorded'}")
+
+previous = row.get("champion_version")
+if previous is None or pd.isna(previous):
+    st.info(f"v{version} was judged with no champion in place (a baseline): there is nothing to compare it with.")
+else:
+    previous = int(previous)
+    st.markdown(
+        f"Against **v{previous}**, the champion when v{version} was decided, scored on the same "
+        f"{int(row['holdout_rows']):,} holdout rows:"
+    )
+    side = pd.DataFrame(
+        {
+            "metric": list(METRICS.values()),
+            f"v{version}": [metric_text(m, row[m]) for m in METRICS],
+            f"v{previous} (champion then)": [metric_text(m, row[f"champion_{m}"]) for m in METRICS],
+        }
+    )
+    st.dataframe(side, hide_index=True, key="side_by_side")
+
+    earlier = models[models["model_version"] == previous]
+    mine, theirs = importance(row), importance(earlier.iloc[0]) if not earlier.empty else {}
+    if mine and theirs:
+        features = sorted(set(mine) | set(theirs), key=lambda f: -max(mine.get(f, 0), theirs.get(f, 0)))
+        shap = pd.DataFrame(
+            {"feature": features, "now": [mine.get(f, 0.0) for f in features],
+             "before": [theirs.get(f, 0.0) for f in features]}
+        )  # fmt: skip
+        shap["change"] = shap["now"] - shap["before"]
+        st.markdown(
+            f"What v{version} relies on, against v{previous}: mean |SHAP| per feature (log-price units; "
+            "0.1 moves a price by about 10%)."
+        )
+        long = pd.concat(
+            [
+                shap.assign(model=f"v{version}", importance=shap["now"]),
+                shap.assign(model=f"v{previous}", importance=shap["before"]),
+            ]
+        )[["feature", "model", "importance"]]
+        chart_col, table_col = st.columns([3, 2])
+        chart_col.altair_chart(charts.importance_comparison(long), key="importance")
+        table_col.dataframe(
+            shap.rename(columns={"now": f"v{version}", "before": f"v{previous}"}),
+            hide_index=True,
+            key="importance_table",
+            column_config={"change": st.column_config.NumberColumn("change", format="%+.4f")},
+        )
+
+report_id = row.get("drift_report_id")
+if report_id:
+    try:
+        reports = ui.drift_history(cfg.settings.database_url)
+    except HistoryError as error:
+        ui.show_problem(error)
+    else:
+        match = reports[reports["report_id"] == report_id]
+        if not match.empty:
+            report = match.iloc[-1]
+            drifted = ", ".join(report["drifted_columns"] or []) or "none"
+            st.markdown(
+                f"**The data change behind it** (drift report `{report_id}`, batch {report['batch_id']}): "
+                f"{report['decision']}. Drifted columns: {drifted}. {report['why']}"
+            )
+            st.page_link("views/drift.py", label="See the drift report", icon=":material/ssid_chart:")

@@ -1,0 +1,182 @@
+"""Every page against a real serving process and a warehouse with real model and drift history."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import requests
+from streamlit import dataframe_util
+
+from dashboard.ui import money
+from mlops_assets.storage.object_store import ObjectStore
+from tests.dashboard.conftest import TOKEN, Platform, clean, eventually, open_page, texts
+
+pytestmark = pytest.mark.slow
+
+HOUSE = {"bed": 4.0, "bath": 3.0, "acre_lot": 0.5, "house_size": 2400.0, "state": "Texas", "status": "for_sale"}
+
+
+@pytest.fixture
+def on_platform(platform: Platform, dashboard_env) -> Platform:
+    dashboard_env(platform, MLOPS_GRAFANA_URL="http://grafana.example:3000", MLOPS_DAGSTER_URL="http://dagster:3001")
+    return platform
+
+
+def predict_house(at=None):
+    at = open_page("predict", at)
+    for field in ("bed", "bath", "acre_lot", "house_size"):
+        at.number_input(key=f"predict_{field}").set_value(HOUSE[field])
+    at.selectbox(key="predict_state").select(HOUSE["state"])
+    at.selectbox(key="predict_status").select(HOUSE["status"])
+    return at.button(key="predict_submit").click().run()
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def chart_data(at, index: int = 0) -> pd.DataFrame:
+    """The rows an Altair chart on the page was drawn from."""
+    [dataset] = at.get("vega_lite_chart")[index].proto.datasets
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(dataset.data.data)
+
+
+def test_a_prediction_shows_the_price_and_the_model_version_that_answered(on_platform):
+    at = predict_house()
+    assert clean(at)
+    expected = on_platform.serving.post("/predict", HOUSE)
+    shown = metrics(at)
+    assert shown["Predicted price"] == money(expected["price"])
+    assert shown["Price per sq ft"] == money(expected["price"] / HOUSE["house_size"])
+    assert shown["Model"] == "v2"
+    assert "Answered by **house-price v2** (alias `champion`)" in at.markdown[0].value
+    assert "in Texas (for sale)" in at.markdown[0].value
+
+
+def test_the_explanation_adds_up_from_the_base_price_to_the_price(on_platform):
+    at = open_page("explain", predict_house())
+    assert clean(at)
+    served = on_platform.serving.post("/explain", HOUSE)
+    base, price = served["base_price"], served["price"]
+    shown = metrics(at)
+    assert shown["Base price (the model's average)"] == money(base)
+    assert shown["Price"] == money(price)
+
+    steps = chart_data(at)
+    assert steps["step"].iloc[0] == "base price" and steps["step"].iloc[-1] == "price"
+    features = steps[steps["kind"].isin(["raises", "lowers"])]
+    assert len(features) == len(served["feature_names"])
+    assert features["amount"].sum() == pytest.approx(price - base, abs=0.01)
+    assert steps["end"].iloc[-2] == pytest.approx(price, abs=0.01)  # the last step lands on the price
+    assert all((a >= 0) == (k == "raises") for a, k in zip(features["amount"], features["kind"], strict=True))
+
+    table = at.dataframe[0].value
+    assert table["contribution"].sum() == pytest.approx(price - base, abs=0.01)
+    assert set(table["feature"]) == set(served["feature_names"])
+
+
+def test_explain_without_a_prediction_says_what_to_do(on_platform):
+    at = open_page("explain")
+    assert clean(at)
+    assert texts(at.main.info) == ["Nothing to explain yet: price a property on the Predict page first."]
+
+
+def test_compare_prices_one_property_in_each_chosen_state(on_platform):
+    at = open_page("compare")
+    at.multiselect(key="compare_states").set_value(["Texas", "California", "New York"])
+    at.number_input(key="compare_house_size").set_value(HOUSE["house_size"])
+    at = at.button(key="compare_submit").click().run()
+    assert clean(at)
+    states = ("Texas", "California", "New York")
+    served = on_platform.serving.post("/batch_predict", [{**at.session_state["property"], "state": s} for s in states])
+    expected = dict(zip(states, (p["price"] for p in served["predictions"]), strict=True))
+    table = at.dataframe[0].value
+    assert dict(zip(table["state"], table["price"], strict=True)) == pytest.approx(expected)
+    assert list(table["price"]) == sorted(table["price"], reverse=True)
+    assert list(chart_data(at)["state"]) == list(table["state"])
+    assert "priced by house-price v2" in texts(at.caption)
+
+
+def test_model_history_lists_promoted_and_rejected_models_with_their_reasons(on_platform):
+    at = open_page("models")
+    assert clean(at)
+    assert "Current champion: **house-price v2** (as serving reports it)" in texts(at.main.success)
+    models = at.dataframe[0].value
+    assert list(models["model_version"]) == [1, 2, 3]
+    assert list(models["verdict"]) == ["promoted", "promoted", "rejected"]
+    assert list(models["champion"]) == [False, True, False]
+    reasons = list(models["reason"])
+    assert "no champion yet" in reasons[0]
+    assert "vs champion v1" in reasons[1] and "on the same" in reasons[1]
+    assert reasons[2].startswith("R2 0.") and "< 0.99" in reasons[2]
+
+    # why the champion changed: v2 against v1 on the same rows, what it relies on, the drift behind it
+    assert texts(at.main.success)[1].startswith("**v2 was promoted**: ")
+    side = at.dataframe[1].value
+    assert list(side.columns) == ["metric", "v2", "v1 (champion then)"]
+    assert list(side["metric"]) == ["R2", "RMSE", "MAE", "MAPE"]
+    importance = at.dataframe[2].value
+    assert {"house_size", "state_price_level"} <= set(importance["feature"])
+    assert importance["change"].tolist() == pytest.approx((importance["v2"] - importance["v1"]).tolist())
+    drift = [m for m in texts(at.markdown) if m.startswith("**The data change behind it**")]
+    assert drift and "`00003-vs-v1`" in drift[0] and "state mix:" in drift[0]
+
+    at = at.selectbox(key="model_version").select(3).run()
+    assert texts(at.main.error) == [f"**v3 was rejected**: {reasons[2]}"]
+
+
+def test_drift_shows_every_batch_decision_and_one_report_with_its_why(on_platform):
+    at = open_page("drift")
+    assert clean(at)
+    reports = at.dataframe[0].value
+    assert list(reports["decision"]) == ["train: baseline (no champion yet)", "skip: no drift", "train: drift detected"]
+    assert list(reports["models"]) == ["v1 promoted", "", "v2 promoted, v3 rejected"]
+    assert list(chart_data(at)["outcome"]) == ["trained", "skipped", "trained"]
+
+    # the latest report by default: its why, its per-column scores, its Evidently HTML
+    [decided] = texts(at.main.warning)
+    assert decided.startswith("**train: drift detected**: ") and "state mix:" in decided
+    scores = at.dataframe[1].value.set_index("column")
+    assert bool(scores.loc["state", "drifted"]) and scores.loc["state", "score"] >= scores.loc["state", "threshold"]
+    at = at.toggle(key="show_report").set_value(True).run()
+    [frame] = at.get("iframe")
+    key = "reports/drift/00003-vs-v1.html"
+    report_uri = f"{on_platform.settings.storage_url}/{key}"
+    assert frame.proto.srcdoc == ObjectStore(on_platform.settings.storage_url).read_text(key)
+    assert f"Evidently report: `{report_uri}`" in texts(at.caption)
+
+    at = at.selectbox(key="report_id").select("00002-vs-v1").run()
+    assert texts(at.main.success)[-1].startswith("**skip: no drift**: no column moved past its threshold")
+    at = at.selectbox(key="report_id").select("00001-vs-v0").run()
+    assert "A baseline report" in texts(at.main.info)[0]
+
+
+def test_monitoring_shows_recent_predictions_and_links_to_the_other_tools(on_platform):
+    on_platform.serving.post("/predict", HOUSE)
+    history = f"{on_platform.serving.url}/predictions/history"
+    eventually(lambda: requests.get(history, timeout=10).json()["count"], "the prediction is logged")  # off-path
+    at = open_page("monitoring")
+    assert clean(at)
+    assert int(metrics(at)["Predictions"].replace(",", "")) >= 1
+    assert metrics(at)["Model versions used"].startswith("v2")
+    recent = at.dataframe[0].value
+    assert len(recent) >= 1 and set(recent["model_version"]) == {"2"}
+    links = {b.label: b.url for b in at.get("link_button")}
+    assert links == {
+        "Dagster UI: runs, assets, sensors": "http://dagster:3001",
+        "MLflow: experiments, registry": "http://127.0.0.1:5000",
+        "Grafana: serving dashboards": "http://grafana.example:3000",
+        "Serving API docs": f"{on_platform.serving.url}/docs",
+    }
+
+
+def test_the_sidebar_shows_serving_and_reloads_only_with_the_admin_token(on_platform):
+    at = open_page("predict")
+    assert texts(at.sidebar.success) == ["healthy: house-price **v2** (champion)"]
+    assert at.button(key="reload").disabled
+    at = at.text_input(key="admin_token").input("wrong").run()
+    at = at.button(key="reload").click().run()
+    assert texts(at.sidebar.error) == ["Not allowed: invalid token"]
+    at = at.text_input(key="admin_token").input(TOKEN).run()
+    at = at.button(key="reload").click().run()
+    assert texts(at.sidebar.success)[-1] == "serving v2 (unchanged)"
