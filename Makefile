@@ -14,7 +14,10 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export MLOPS_HOME ?= $(CURDIR)/.mlops
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup instance demo test lint format dev bench lock clean help
+.PHONY: setup instance demo test test-tools lint format dev bench lock clean help
+.PHONY: serve bench-serving
+.PHONY: dashboard browser
+.PHONY: deploy-tools render k3d-up
 
 help:
 	@echo "make setup   - create .venv and install the lock (idempotent)"
@@ -23,7 +26,13 @@ help:
 	@echo "make lint    - ruff"
 	@echo "make dev     - dagster dev on workspace.yaml (UI on http://127.0.0.1:3001)"
 	@echo "make bench   - benchmarks"
+	@echo "make serve   - the BentoML prediction service on the champion (PORT, default 3000)"
+	@echo "make dashboard - the Streamlit viewer on http://127.0.0.1:$${DASHBOARD_PORT:-8501}"
+	@echo "make browser - install Debian chromium + chromedriver (the dashboard browser test)"
 	@echo "make lock    - re-resolve requirements.lock.txt from pyproject.toml"
+	@echo "make render  - print the k3d platform manifests (kubectl kustomize k8s/overlays/k3d)"
+	@echo "make deploy-tools - install promtool (Debian prometheus) for tests/deploy"
+	@echo "make k3d-up  - k3d cluster + registry, images, secrets, Argo CD, root app (deploy/k3d.sh)"
 
 setup: $(STAMP) instance
 
@@ -46,8 +55,13 @@ instance:
 demo: setup
 	$(BIN)/python -m mlops_assets.demo --fresh
 
-test: setup
+test: setup test-tools
 	$(BIN)/python -m pytest
+
+# System tools some tests drive: chromium (dashboard browser test) and promtool (alert rules). Installed when
+# possible; without them those tests skip with the reason (or fail under MLOPS_REQUIRE_SERVICES=1, as in CI).
+test-tools:
+	-@$(MAKE) --no-print-directory browser deploy-tools
 
 lint: setup
 	$(BIN)/ruff check .
@@ -62,6 +76,42 @@ dev: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_warehouse_load.py
+	$(MAKE) --no-print-directory bench-serving
+
+# The prediction service on the champion the settings point at (after `make demo`: .mlops/mlflow.db).
+serve: setup
+	BENTOML_DO_NOT_TRACK=$${BENTOML_DO_NOT_TRACK:-true} exec $(BIN)/bentoml serve serving.service:HousePriceService \
+		--host $${HOST:-0.0.0.0} --port $${PORT:-3000}
+
+# Serving latency/throughput against a plain FastAPI app; writes docs/benchmarks.md (serving section).
+bench-serving: setup
+	$(BIN)/python benchmarks/bench_serving.py
+
+# The Streamlit viewer; serving at MLOPS_SERVING_URL (default http://127.0.0.1:3000), see README "Dashboard".
+dashboard: setup
+	exec $(BIN)/streamlit run dashboard/app.py --server.headless true --server.address $${DASHBOARD_HOST:-127.0.0.1} \
+		--server.port $${DASHBOARD_PORT:-8501} --browser.gatherUsageStats false --client.toolbarMode viewer
+
+# Debian's chromium and chromedriver, for the dashboard's real-browser test (idempotent; needs root or sudo).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then echo "chromium: $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; fi
+
+# promtool, from Debian's prometheus package, for tests/deploy's `promtool check rules` (idempotent;
+# needs root or sudo). In containers policy-rc.d keeps the packaged prometheus service from starting.
+deploy-tools:
+	@if command -v promtool >/dev/null 2>&1; then echo "promtool: $$(promtool --version 2>&1 | head -1)"; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends prometheus; fi
+
+# The platform's Kubernetes manifests for k3d (kustomize, built into kubectl); see k8s/ and argocd/.
+render:
+	@kubectl kustomize k8s/overlays/k3d
+
+# A local k3d cluster under Argo CD: needs docker, k3d, kubectl, openssl (README "Deployment").
+k3d-up:
+	deploy/k3d.sh up
 
 lock: $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o $(LOCK)

@@ -53,6 +53,6 @@ class DashboardConfig:
             dagster_url=_url(env, "MLOPS_DAGSTER_URL") or DEFAULT_DAGSTER_URL,
             mlflow_url=_url(env, "MLOPS_MLFLOW_URL") or mlflow_ui,
             grafana_url=_url(env, "MLOPS_GRAFANA_URL"),
-            api_docs_url=_url(env, "MLOPS_API_DOCS_URL") or f"{serving}/docs",
+            api_docs_url=_url(env, "MLOPS_API_DOCS_URL") or f"{serving}/",
             timeout_s=_seconds(env, "MLOPS_DASHBOARD_TIMEOUT", 20.0),
         )

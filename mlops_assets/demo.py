@@ -112,9 +112,11 @@ def run(max_batches: int) -> None:
     champion = ModelRegistry(settings.mlflow_tracking_uri, settings.model_name, settings.model_alias).alias_version()
     print(f"\nchampion: {settings.model_name} v{champion} (alias '{settings.model_alias}')")
     print(
-        "\nNext:\n"
+        "\nNext (each in its own terminal):\n"
         "  make dev         the asset graph, these runs and the sensors: http://127.0.0.1:3001\n"
-        f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}   experiments and registry"
+        "  make serve       the prediction API on the champion: http://127.0.0.1:3000 (Swagger UI)\n"
+        "  make dashboard   the viewer (predict, explain, model and drift history): http://127.0.0.1:8501\n"
+        f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000   experiments, registry"
     )
 
 

@@ -22,7 +22,8 @@ from mlops_assets.core.features import FEATURE_NAMES
 from mlops_assets.storage.warehouse import inference_log
 from serving.predictor import canonical_state
 
-app = FastAPI(title="House price service: read endpoints")
+# BentoML documents every route, these included, at / (Swagger UI) and /docs.json: no second, partial doc.
+app = FastAPI(title="House price service: read endpoints", docs_url=None, redoc_url=None, openapi_url=None)
 
 HISTORY_MAX = 1_000
 HISTORY_COLUMNS = ("request_id", "created_at", "endpoint", "model_version", "price", "latency_ms", "state", "status",

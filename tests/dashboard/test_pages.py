@@ -166,7 +166,7 @@ def test_monitoring_shows_recent_predictions_and_links_to_the_other_tools(on_pla
         "Dagster UI: runs, assets, sensors": "http://dagster:3001",
         "MLflow: experiments, registry": "http://127.0.0.1:5000",
         "Grafana: serving dashboards": "http://grafana.example:3000",
-        "Serving API docs": f"{on_platform.serving.url}/docs",
+        "Serving API docs": f"{on_platform.serving.url}/",
     }
 
 
