@@ -23,8 +23,8 @@ import pytest
 import sqlalchemy as sa
 
 from mlops_assets.settings import Settings
+from tests.processes import start_process, stop_process, venv_bin
 
-ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_SERVICES = os.environ.get("MLOPS_REQUIRE_SERVICES") == "1"
 
@@ -115,14 +115,11 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[dict[str, str]]:
+def s3_server(tmp_path_factory) -> Iterator[dict[str, str]]:
     """A real S3-compatible HTTP endpoint (moto's server) and the environment to reach it."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    process = start_process([sys.executable, "-m", "moto.server", "-p", str(port)], dict(os.environ), log)
     try:
         wait_for_port(port, process=process)
         yield {
@@ -133,8 +130,7 @@ def s3_server() -> Iterator[dict[str, str]]:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_process(process)
 
 
 @pytest.fixture
@@ -190,13 +186,9 @@ def mlflow_server(postgres_server: str, s3_server: dict[str, str], tmp_path_fact
     port = free_port()
     log = tmp_path_factory.mktemp("mlflow") / "server.log"
     env = {**os.environ, **s3_server, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend,
-             "--artifacts-destination", f"s3://{bucket}/artifacts", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    command = [venv_bin("mlflow"), "server", "--backend-store-uri", backend, "--artifacts-destination",
+               f"s3://{bucket}/artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    process = start_process(command, env, log)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -215,11 +207,7 @@ def mlflow_server(postgres_server: str, s3_server: dict[str, str], tmp_path_fact
             time.sleep(0.5)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         with admin.connect() as connection:
             connection.execute(
                 sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}

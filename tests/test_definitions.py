@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.processes import ROOT
 
 
 def test_dagster_definitions_validate_passes_on_the_workspace(tmp_path: Path):

@@ -8,9 +8,7 @@ pipeline runs), then every page test runs against them through Streamlit's AppTe
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,8 +19,9 @@ import requests
 from streamlit.testing.v1 import AppTest
 
 from mlops_assets.settings import Settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
 from tests.dashboard.pipeline_history import build_platform, platform_env
+from tests.processes import ROOT, start_bentoml, stop_process
 
 APP = ROOT / "dashboard" / "app.py"
 TOKEN = "dashboard-test-token"
@@ -98,24 +97,11 @@ def start_serving(home: Path) -> Serving:
     for name in ("MLOPS_DATABASE_URL", "MLOPS_STORAGE_URL", "MLFLOW_TRACKING_URI", "MLOPS_MODEL_NAME"):
         env.pop(name, None)  # everything under `home`
     log = home.parent / f"serve-{port}.log"
-    bentoml = str(Path(sys.executable).parent / "bentoml")
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [bentoml, "serve", "serving.service:HousePriceService", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    return Serving(f"http://127.0.0.1:{port}", process, log)
+    return Serving(f"http://127.0.0.1:{port}", start_bentoml(env, port, log), log)
 
 
 def stop_serving(serving: Serving) -> None:
-    """SIGTERM to the process group started here (bentoml's arbiter and its worker)."""
-    if serving.process.poll() is None:
-        os.killpg(serving.process.pid, signal.SIGTERM)
-        try:
-            serving.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(serving.process.pid, signal.SIGKILL)
-            serving.process.wait(10)
+    stop_process(serving.process)
 
 
 @pytest.fixture(scope="session")

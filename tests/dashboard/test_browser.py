@@ -16,8 +16,9 @@ import pytest
 import requests
 
 from dashboard.ui import DEFAULT_PROPERTY, money
-from tests.conftest import ROOT, free_port, missing_service
+from tests.conftest import free_port, missing_service
 from tests.dashboard.conftest import Platform, eventually
+from tests.processes import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance
 
 from mlops_assets.assets.listings import clean_listings, raw_listings
-from tests.conftest import ROOT
 from tests.pipeline.helpers import run_batch
+from tests.processes import ROOT
 
 pytestmark = pytest.mark.postgres
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,8 +24,9 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlops_assets.ml.registry import LoadedModel, ModelRegistry
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.conftest import free_port, wait_for_port
 from tests.model_factory import Trained, train_and_register
+from tests.processes import start_bentoml, stop_process
 
 TOKEN = "serving-test-token"
 EXAMPLE = {"bed": 3, "bath": 2, "acre_lot": 0.25, "house_size": 1800, "state": "California", "status": "for_sale"}
@@ -159,26 +158,6 @@ class RequestLoop:
         self._thread.join(30)
 
 
-def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    bentoml = str(Path(sys.executable).parent / "bentoml")
-    with open(log, "w") as output:
-        return subprocess.Popen(
-            [bentoml, "serve", "serving.service:HousePriceService", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the process group this fixture started (the arbiter and its workers)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
 @pytest.fixture(scope="session")
 def serving(mlflow_server: str, postgres_server: str, tmp_path_factory) -> Iterator[Service]:
     model_name = f"house-price-serving-{uuid.uuid4().hex[:6]}"
@@ -204,7 +183,7 @@ def serving(mlflow_server: str, postgres_server: str, tmp_path_factory) -> Itera
         "BENTOML_DO_NOT_TRACK": "true",
     }
     log = home / "serve.log"
-    process = _start(env, port, log)
+    process = start_bentoml(env, port, log)
     service = None
     try:
         # train while the server starts; the alias does not exist until the promotion below
@@ -226,7 +205,7 @@ def serving(mlflow_server: str, postgres_server: str, tmp_path_factory) -> Itera
         print(log.read_text()[-5000:])
         raise
     finally:
-        _stop(process)
+        stop_process(process)
         with admin.connect() as connection:
             connection.execute(sa.text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
             connection.execute(

@@ -17,7 +17,7 @@ from mlops_assets.core.explanations import allocate_dollars
 from serving import metrics
 from serving.inference_log import InferenceLogger, LogBatch, open_warehouse, utcnow
 from serving.schemas import InputError, parse_batch, parse_property
-from tests.conftest import ROOT
+from tests.processes import ROOT
 from tests.serving.conftest import EXAMPLE
 
 
