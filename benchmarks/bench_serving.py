@@ -81,6 +81,12 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
         )
 
 
+def bentoml_serve(port: int) -> list[str]:
+    """The command line of the service under test, on `port`."""
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    return [bentoml, "serve", "serving.service:HousePriceService", "--host", "127.0.0.1", "--port", str(port)]
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -501,15 +507,7 @@ def main() -> None:
         ports = free_port(), free_port()
         bento_log, plain_log = scratch / "bentoml.log", scratch / "fastapi.log"
         bento = start(
-            [
-                str(bin_dir / "bentoml"),
-                "serve",
-                "serving.service:HousePriceService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports[0]),
-            ],
+            bentoml_serve(ports[0]),
             env,
             bento_log,
         )
@@ -533,15 +531,7 @@ def main() -> None:
         quiet_port, quiet_log = free_port(), scratch / "bentoml-no-log.log"
         quiet_env = {**env, "MLOPS_INFERENCE_LOG": "0", "BENTOML_HOME": str(scratch / "bentoml-no-log")}
         quiet = start(
-            [
-                str(bin_dir / "bentoml"),
-                "serve",
-                "serving.service:HousePriceService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(quiet_port),
-            ],
+            bentoml_serve(quiet_port),
             quiet_env,
             quiet_log,
         )
