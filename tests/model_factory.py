@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.core.cleaning import clean_listings
-from mlops_assets.core.features import FeatureState, fit_feature_state, to_target, transform
+from mlops_assets.core.features import FeatureState, fit_transform_training, to_target, transform
 from mlops_assets.core.metrics import regression_metrics
 from mlops_assets.core.schema import coerce_raw
 from mlops_assets.core.splits import digest, is_holdout
@@ -43,8 +43,8 @@ def train_and_register(
     data = clean_rows(batches)
     mask = is_holdout(data["listing_id"])
     train, holdout = data[~mask], data[mask]
-    state = fit_feature_state(train)
-    model = tune_and_fit(transform(train, state).to_numpy(), to_target(train["price"]), TuningConfig(n_trials=trials))
+    state, train_x = fit_transform_training(train)
+    model = tune_and_fit(train_x.to_numpy(), to_target(train["price"]), TuningConfig(n_trials=trials))
     holdout_x = transform(holdout, state).to_numpy()
     metrics = regression_metrics(holdout["price"], predict_price(model.booster, holdout_x))
     recorded, _ = record_training(

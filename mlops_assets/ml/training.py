@@ -65,9 +65,16 @@ def booster_params(params: dict, seed: int, nthread: int) -> tuple[dict, int]:
     )
 
 
-def fit(x: np.ndarray, y_log: np.ndarray, params: dict, seed: int = 42, nthread: int = 0) -> xgb.Booster:
+def fit(
+    x: np.ndarray,
+    y_log: np.ndarray,
+    params: dict,
+    seed: int = 42,
+    nthread: int = 0,
+    feature_names: list[str] = FEATURE_NAMES,
+) -> xgb.Booster:
     train_params, rounds = booster_params(params, seed, nthread)
-    data = xgb.DMatrix(x, label=y_log, feature_names=FEATURE_NAMES)
+    data = xgb.DMatrix(x, label=y_log, feature_names=feature_names)
     return xgb.train(train_params, data, num_boost_round=rounds)
 
 
@@ -77,16 +84,22 @@ def _folds(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.concatenate(parts[:i] + parts[i + 1 :]), parts[i]) for i in range(k)]
 
 
-def tune_and_fit(x: np.ndarray, y_log: np.ndarray, config: TuningConfig = TuningConfig()) -> TrainedModel:
+def tune_and_fit(
+    x: np.ndarray,
+    y_log: np.ndarray,
+    config: TuningConfig = TuningConfig(),
+    feature_names: list[str] = FEATURE_NAMES,
+) -> TrainedModel:
     """Optuna study minimising the CV RMSE of log1p(price); median pruning after each fold.
 
-    The CV R2 reported is in dollars, from the best trial's folds.
+    The CV R2 reported is in dollars, from the best trial's folds. `feature_names` names the
+    columns of `x` (the benchmark trains on subsets of the features).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folds = [
         (
-            xgb.DMatrix(x[train], label=y_log[train], feature_names=FEATURE_NAMES),
-            xgb.DMatrix(x[valid], feature_names=FEATURE_NAMES),
+            xgb.DMatrix(x[train], label=y_log[train], feature_names=feature_names),
+            xgb.DMatrix(x[valid], feature_names=feature_names),
             y_log[valid],
         )
         for train, valid in _folds(len(x), config.cv_folds, config.seed)
@@ -116,7 +129,7 @@ def tune_and_fit(x: np.ndarray, y_log: np.ndarray, config: TuningConfig = Tuning
     cv_r2 = np.array(best.user_attrs["cv_r2"])
     trials = [{"number": t.number, "state": t.state.name, "cv_rmse_log": t.value, **t.params} for t in study.trials]
     return TrainedModel(
-        booster=fit(x, y_log, best.params, config.seed, config.nthread),
+        booster=fit(x, y_log, best.params, config.seed, config.nthread, feature_names),
         params=dict(best.params),
         cv_r2_mean=float(cv_r2.mean()),
         cv_r2_std=float(cv_r2.std()),
@@ -124,6 +137,6 @@ def tune_and_fit(x: np.ndarray, y_log: np.ndarray, config: TuningConfig = Tuning
     )
 
 
-def predict_price(booster: xgb.Booster, x: np.ndarray) -> np.ndarray:
+def predict_price(booster: xgb.Booster, x: np.ndarray, feature_names: list[str] = FEATURE_NAMES) -> np.ndarray:
     """Dollars."""
-    return from_target(booster.predict(xgb.DMatrix(x, feature_names=FEATURE_NAMES)))
+    return from_target(booster.predict(xgb.DMatrix(x, feature_names=feature_names)))

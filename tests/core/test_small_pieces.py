@@ -20,6 +20,19 @@ def test_regression_metrics_in_dollars():
     assert m["mape"] == pytest.approx((0.1 + 0.05 + 0.1) / 3)
 
 
+def test_regression_metrics_on_the_log_scale():
+    y_true = np.array([100_000.0, 200_000.0, 10_000_000.0])
+    y_pred = np.array([110_000.0, 180_000.0, 5_000_000.0])
+    m = regression_metrics(y_true, y_pred)
+    log_true, log_pred = np.log1p(y_true), np.log1p(y_pred)
+    assert m["rmse_log"] == pytest.approx(np.sqrt(np.mean((log_pred - log_true) ** 2)))
+    total = np.sum((log_true - log_true.mean()) ** 2)
+    assert m["r2_log"] == pytest.approx(1 - np.sum((log_pred - log_true) ** 2) / total)
+    assert m["median_ape"] == pytest.approx(0.1)  # of 10%, 10% and 50%
+    # one luxury listing halves the dollar R2 but barely moves the log-scale one
+    assert m["r2"] < 0.8 < m["r2_log"]
+
+
 def test_holdout_is_stable_per_listing_and_near_the_fraction():
     ids = pd.Series([f"{i:016x}" for i in np.random.default_rng(0).integers(0, 2**62, 20_000)])
     mask = is_holdout(ids, 0.2)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlops_assets.core.features import fit_feature_state, to_target, transform
+from mlops_assets.core.baseline import MedianPriceBaseline
+from mlops_assets.core.features import fit_feature_state, fit_transform_training, to_target, transform
 from mlops_assets.core.metrics import regression_metrics
 from mlops_assets.core.splits import is_holdout
 from mlops_assets.ml.explain import mean_abs_shap, shap_values
@@ -16,8 +17,8 @@ def test_tuning_searches_the_space_and_the_model_learns():
     data = clean_rows((1, 2), rows=4_000)
     mask = is_holdout(data["listing_id"])
     train, holdout = data[~mask], data[mask]
-    state = fit_feature_state(train)
-    model = tune_and_fit(transform(train, state).to_numpy(), to_target(train["price"]), TuningConfig(n_trials=6))
+    state, train_x = fit_transform_training(train)
+    model = tune_and_fit(train_x.to_numpy(), to_target(train["price"]), TuningConfig(n_trials=6))
     assert len(model.trials) == 6
     assert {"n_estimators", "max_depth", "learning_rate", "subsample", "colsample_bytree", "min_child_weight",
             "reg_alpha", "reg_lambda"} == set(model.params)  # fmt: skip
@@ -25,6 +26,9 @@ def test_tuning_searches_the_space_and_the_model_learns():
     assert 0 < model.cv_r2_mean < 1 and model.cv_r2_std >= 0
     metrics = regression_metrics(holdout["price"], predict_price(model.booster, transform(holdout, state).to_numpy()))
     assert metrics["r2"] > 0.35 and metrics["rmse"] < 700_000
+    # it learned more than where the listing is: well ahead of the zip / city / state median price
+    baseline = regression_metrics(holdout["price"], MedianPriceBaseline.fit(train).predict(holdout))
+    assert metrics["rmse_log"] < 0.8 * baseline["rmse_log"] and metrics["r2_log"] > 0.6
 
 
 def test_shap_values_are_additive_in_log_space():
@@ -36,4 +40,8 @@ def test_shap_values_are_additive_in_log_space():
     margin = model.booster.predict(__import__("xgboost").DMatrix(x[:50], feature_names=state.feature_names))
     np.testing.assert_allclose(base + values.sum(axis=1), margin, rtol=1e-5)
     importance = mean_abs_shap(model.booster, x[:200])
-    assert max(importance, key=importance.get) in {"house_size", "state_price_level", "size_per_bed", "bath"}
+    # what drives a price: the place (its price levels) and the size
+    assert max(importance, key=importance.get) in {
+        "house_size", "size_per_bed", "state_price_level", "city_price_level", "zip_price_level",
+        "zip_price_per_sqft_level", "ppsf_price_estimate",
+    }  # fmt: skip
