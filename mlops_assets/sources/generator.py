@@ -5,11 +5,17 @@ the 12 columns with their real types (IDs and zip codes as floats, dates as text
 price levels, heavy tails, absurd values, missing values at the real rates, exact duplicates,
 and a sequence of regimes - region mix, price inflation, house sizes - that a drift gate must
 judge, including batches that do not really differ from the one before.
+
+Location matters the way it does in the real file: each state has a fixed geography of cities
+and zip codes (the same in every batch), and prices vary far more *within* a state - by city and
+by zip - than between states, with the luxury tail concentrated in a few zips. A model that
+knows only the state cannot price these listings well; the zip and city levels can.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -55,7 +61,7 @@ _CITIES: dict[str, tuple[str, ...]] = {
 
 # First three zip digits per state (a representative range), for zip codes of the right shape.
 _ZIP3: dict[str, tuple[int, int]] = {
-    "PR": (6, 9), "VI": (8, 8), "MA": (10, 27), "RI": (28, 29), "NH": (30, 38), "ME": (39, 49),
+    "PR": (6, 7), "VI": (8, 8), "MA": (10, 27), "RI": (28, 29), "NH": (30, 38), "ME": (39, 49),
     "VT": (50, 59), "CT": (60, 69), "NJ": (70, 89), "NY": (100, 149), "PA": (150, 196),
     "DE": (197, 199), "DC": (200, 205), "MD": (206, 219), "VA": (220, 246), "WV": (247, 268),
     "NC": (270, 289), "SC": (290, 299), "GA": (300, 319), "FL": (320, 349), "AL": (350, 369),
@@ -67,6 +73,67 @@ _ZIP3: dict[str, tuple[int, int]] = {
     "NM": (870, 884), "NV": (889, 898), "CA": (900, 961), "HI": (967, 968), "GU": (969, 969),
     "OR": (970, 979), "WA": (980, 994), "AK": (995, 999),
 }  # fmt: skip
+
+#: Town names that recur across states (as Springfield and Franklin do), so a city is only
+#: identified within its state.
+_TOWNS = (
+    "Springfield", "Franklin", "Greenville", "Bristol", "Clinton", "Fairview", "Salem", "Madison",
+    "Georgetown", "Arlington", "Ashland", "Dover", "Oxford", "Jackson", "Burlington", "Manchester",
+    "Milton", "Newport", "Auburn", "Lexington", "Milford", "Riverside", "Winchester", "Hudson",
+)  # fmt: skip
+
+# Within-state variation, in log price: a city's level, a zip's level within its city, and the
+# luxury zips (a few percent of them) that hold most of the very expensive listings.
+CITY_SPREAD = 0.35
+ZIP_SPREAD = 0.25
+LUXURY_ZIP_SHARE = 0.04
+LUXURY_FACTOR = (2.0, 4.5)
+LUXURY_NOISE = 0.45
+LISTING_NOISE = 0.30
+
+
+@dataclass(frozen=True)
+class Place:
+    """One zip code of the geography, with its city and its price factor."""
+
+    state: str  # postal code
+    city: str
+    zip_code: int
+    factor: float
+    noise: float
+
+
+@cache
+def geography(seed: int) -> dict[str, tuple[tuple[Place, ...], np.ndarray]]:
+    """Per state: its zip codes and the probability that a listing of the state lies in each.
+
+    Fixed per generator seed (not per batch), so a zip code means the same place in every batch.
+    """
+    rng = np.random.default_rng([seed, 0])
+    places: dict[str, tuple[tuple[Place, ...], np.ndarray]] = {}
+    for code, (_, share) in _STATES.items():
+        known = list(_CITIES.get(code, ()))
+        n_cities = int(np.clip(round(2 + share * 1.5), 3, 14))
+        names = known + [t for t in rng.permutation(_TOWNS) if t not in known][: max(0, n_cities - len(known))]
+        low, high = _ZIP3[code]
+        zips = rng.permutation(np.arange(low * 100, (high + 1) * 100))
+        state_places, weights = [], []
+        for rank, city in enumerate(names):
+            city_factor = float(np.exp(rng.normal(0, CITY_SPREAD)))
+            city_weight = 1.0 / (rank + 1)  # a few big cities, many small towns
+            n_zips = int(rng.integers(2, 7))
+            for _ in range(n_zips):
+                luxury = rng.random() < LUXURY_ZIP_SHARE
+                factor = city_factor * float(np.exp(rng.normal(0, ZIP_SPREAD)))
+                if luxury:
+                    factor *= float(rng.uniform(*LUXURY_FACTOR))
+                zip_code = int(zips[len(state_places) % len(zips)])
+                state_places.append(Place(code, city, zip_code, factor, LUXURY_NOISE if luxury else LISTING_NOISE))
+                weights.append(city_weight / n_zips)
+        probabilities = np.array(weights) / np.sum(weights)
+        places[code] = (tuple(state_places), probabilities)
+    return places
+
 
 # Listings without details (land, mostly): bed, bath and house_size all missing together.
 NO_DETAILS_RATE = 0.2
@@ -110,10 +177,31 @@ def _state_weights(region: str | None) -> tuple[list[str], np.ndarray]:
     return codes, weights / weights.sum()
 
 
-def generate_listings(n: int, regime: Regime, rng: np.random.Generator) -> pd.DataFrame:
+def _locate(
+    state_codes: np.ndarray, rng: np.random.Generator, seed: int
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """City, zip code, price factor and price noise per listing, from the state's geography."""
+    world = geography(seed)
+    cities = np.empty(len(state_codes), dtype=object)
+    zips = np.zeros(len(state_codes), dtype="int64")
+    factor = np.ones(len(state_codes))
+    noise = np.full(len(state_codes), LISTING_NOISE)
+    for code in np.unique(state_codes):
+        rows = np.flatnonzero(state_codes == code)
+        places, probabilities = world[str(code)]
+        picked = rng.choice(len(places), size=len(rows), p=probabilities)
+        cities[rows] = [places[i].city for i in picked]
+        zips[rows] = [places[i].zip_code for i in picked]
+        factor[rows] = [places[i].factor for i in picked]
+        noise[rows] = [places[i].noise for i in picked]
+    return list(cities), zips, factor, noise
+
+
+def generate_listings(n: int, regime: Regime, rng: np.random.Generator, seed: int = 42) -> pd.DataFrame:
     """`n` raw listings (before missing values, absurd prices and duplicates are mixed in)."""
     codes, probabilities = _state_weights(regime.region)
     state_codes = rng.choice(codes, size=n, p=probabilities)
+    cities, zip_codes, location_factor, location_noise = _locate(state_codes, rng, seed)
     size = np.exp(rng.normal(np.log(1750 * regime.size_factor), 0.42, n))
     tail = rng.random(n) < 0.01
     size[tail] *= rng.pareto(2.0, tail.sum()) + 1.5
@@ -129,14 +217,10 @@ def generate_listings(n: int, regime: Regime, rng: np.random.Generator) -> pd.Da
         * (1 + 0.04 * (bath - 2))
         * (1 + 0.05 * np.log1p(acre_lot))
         * status_factor
-        * np.exp(rng.normal(0, 0.33, n))
+        * location_factor
+        * np.exp(rng.normal(0, 1, n) * location_noise)
     )
-    zip3 = np.array([rng.integers(_ZIP3[c][0], _ZIP3[c][1] + 1) for c in state_codes])
     days = rng.integers(0, (pd.Timestamp("2022-12-31") - pd.Timestamp("1990-01-01")).days, n)
-    cities = [
-        _CITIES.get(c, (f"{STATE_ABBREVIATIONS[c]} City",))[i % len(_CITIES.get(c, ("",)))]
-        for c, i in zip(state_codes, rng.integers(0, 4, n), strict=True)
-    ]
     return pd.DataFrame(
         {
             "brokered_by": rng.integers(1, 110_000, n).astype("float64"),
@@ -148,7 +232,7 @@ def generate_listings(n: int, regime: Regime, rng: np.random.Generator) -> pd.Da
             "street": rng.integers(1, 2_000_000, n).astype("float64"),
             "city": cities,
             "state": [STATE_ABBREVIATIONS[c] for c in state_codes],
-            "zip_code": (zip3 * 100 + rng.integers(0, 100, n)).astype("float64"),
+            "zip_code": zip_codes.astype("float64"),
             "house_size": np.round(size),
             "prev_sold_date": (pd.Timestamp("1990-01-01") + pd.to_timedelta(days, unit="D")).strftime("%Y-%m-%d"),
         },
@@ -191,4 +275,4 @@ class ListingGenerator:
             return None
         rng = np.random.default_rng([self.seed, batch_number])
         n = int(rng.integers(self.min_rows, self.max_rows + 1))
-        return add_imperfections(generate_listings(n, self.regime(batch_number), rng), rng)
+        return add_imperfections(generate_listings(n, self.regime(batch_number), rng, self.seed), rng)

@@ -83,3 +83,24 @@ def test_the_sequence_drifts_with_at_least_one_quiet_step(generator):
 def test_the_sequence_ends(generator):
     assert generator.batch(8) is not None
     assert generator.batch(9) is None and generator.batch(0) is None
+
+
+def test_location_matters_within_a_state_like_in_the_real_file(generator):
+    clean = pd.concat([clean_listings(coerce_raw(generator.batch(k))).frame for k in (1, 2)])
+    new_york = clean[clean["state"] == "New York"]
+    zip_medians = new_york.groupby("zip_code")["price"].median()
+    zip_medians = zip_medians[new_york.groupby("zip_code").size() >= 30]
+    # zips of one state differ by far more than sampling noise: a factor of 2+ between the 10th and 90th
+    assert zip_medians.quantile(0.9) / zip_medians.quantile(0.1) > 2.0
+    # a zip code is one place: always the same city, in every batch
+    assert (clean.groupby("zip_code")["city"].nunique() <= 1).all()
+    # the luxury tail sits in a few zips: the top 1% of prices come from a small share of the zips
+    top = clean[clean["price"] >= clean["price"].quantile(0.99)]
+    top_zips = top["zip_code"].value_counts(normalize=True)
+    assert top_zips.head(max(1, int(0.05 * clean["zip_code"].nunique()))).sum() > 0.4
+
+
+def test_city_names_recur_across_states(generator):
+    clean = clean_listings(coerce_raw(generator.batch(6))).frame  # the national mix
+    states_per_city = clean.groupby("city")["state"].nunique()
+    assert (states_per_city > 1).any()
