@@ -154,11 +154,17 @@ class TrainingResource(ConfigurableResource):
 
 
 class PromotionGateResource(ConfigurableResource):
-    """When a candidate may become the champion (see `mlops_assets.core.promotion`)."""
+    """When a candidate may become the champion (see `mlops_assets.core.promotion`).
 
+    mode 'relative' (default): beat the naive baseline by `min_gain_over_baseline` on `metric` and
+    do not be worse than the champion; mode 'absolute': the original R2 / RMSE thresholds."""
+
+    mode: str = Gate.mode
+    metric: str = Gate.metric
+    min_gain_over_baseline: float = Gate.min_gain_over_baseline
+    max_increase: float = Gate.max_increase
     min_r2: float = Gate.min_r2
     max_rmse: float = Gate.max_rmse
-    max_rmse_increase: float = Gate.max_rmse_increase
 
     def gate(self) -> Gate:
         return Gate(**self.model_dump())
@@ -207,6 +213,6 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
         ),
         "drift_rule": DriftRuleResource(),
         "training": TrainingResource(n_trials=settings.train_trials),
-        "promotion_gate": PromotionGateResource(),
+        "promotion_gate": PromotionGateResource(mode=settings.gate_mode),
         "serving": ServingResource(url=settings.serving_url, admin_token=settings.admin_token),
     }

@@ -24,6 +24,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default)."""
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -43,6 +51,7 @@ class Settings:
     model_alias: str
     serving_url: str | None
     admin_token: str | None
+    gate_mode: str = "relative"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,4 +78,5 @@ class Settings:
             model_alias=env.get("MLOPS_MODEL_ALIAS") or "champion",
             serving_url=(env.get("MLOPS_SERVING_URL") or "").rstrip("/") or None,
             admin_token=env.get("MLOPS_ADMIN_TOKEN") or None,
+            gate_mode=_choice(env, "MLOPS_PROMOTION_GATE", ("relative", "absolute")),
         )

@@ -13,9 +13,10 @@ from pydantic import Field
 
 from mlops_assets.assets.drift import NO_DRIFT, PIPELINE_JOB, drift_report
 from mlops_assets.assets.listings import clean_listings
-from mlops_assets.core.features import fit_feature_state, to_target, transform
+from mlops_assets.core.baseline import MedianPriceBaseline
+from mlops_assets.core.features import fit_transform_training, to_target, transform
 from mlops_assets.core.metrics import regression_metrics
-from mlops_assets.core.promotion import Verdict, decide
+from mlops_assets.core.promotion import Verdict, decide, fmt
 from mlops_assets.core.splits import digest, is_holdout
 from mlops_assets.ml.registry import LoadedModel
 from mlops_assets.ml.tracking import record_training
@@ -29,7 +30,7 @@ from mlops_assets.resources import (
     WarehouseResource,
 )
 from mlops_assets.storage import queries
-from mlops_assets.storage.warehouse import model_history
+from mlops_assets.storage.warehouse import metric_values, model_history
 
 MIN_TRAINING_ROWS = 200
 
@@ -56,6 +57,20 @@ def _trigger(context: AssetExecutionContext, report: dict | None) -> tuple[str, 
 def _split(frame: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     mask = is_holdout(frame["listing_id"], fraction)
     return frame[~mask], frame[mask]
+
+
+def baseline_metrics(train: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, float]:
+    """The naive baseline (training median price per zip / city / state) on the holdout rows."""
+    return regression_metrics(holdout["price"], MedianPriceBaseline.fit(train).predict(holdout))
+
+
+def metrics_table(rows: dict[str, dict[str, float] | None]) -> str:
+    """Markdown: one column per model (candidate, champion, baseline), one row per metric, readable units."""
+    names = [n for n, m in rows.items() if m]
+    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for metric in ("rmse", "mae", "r2", "mape", "r2_log", "rmse_log", "median_ape"):
+        lines.append(f"| {metric} | " + " | ".join(fmt(metric, rows[n][metric]) for n in names) + " |")
+    return "\n".join(lines)
 
 
 @asset(
@@ -90,12 +105,11 @@ def candidate_model(
     train, holdout = _split(queries.clean_through(db, batch_id), training.holdout_fraction)
     if len(train) < MIN_TRAINING_ROWS or holdout.empty:
         raise Failure(f"only {len(train)} training and {len(holdout)} holdout rows up to batch {batch_id}")
-    state = fit_feature_state(train)
-    model = tune_and_fit(
-        transform(train, state).to_numpy(), to_target(train["price"]), training.tuning(config.n_trials)
-    )
+    state, train_x = fit_transform_training(train)  # training rows encoded out of fold: no target leakage
+    model = tune_and_fit(train_x.to_numpy(), to_target(train["price"]), training.tuning(config.n_trials))
     holdout_x = transform(holdout, state).to_numpy()
     metrics = regression_metrics(holdout["price"], predict_price(model.booster, holdout_x))
+    baseline = baseline_metrics(train, holdout)
     holdout_digest = digest(holdout["listing_id"])
     tags = {
         "batch_id": batch_id,
@@ -113,7 +127,7 @@ def candidate_model(
         model_name=mlflow.model_name,
         model=model,
         feature_state=state,
-        metrics=metrics,
+        metrics=metrics | {f"baseline_{k}": v for k, v in baseline.items()},
         holdout_x=holdout_x,
         tags=tags,
         holdout={
@@ -134,7 +148,8 @@ def candidate_model(
             "training_rows": len(train),
             "holdout_rows": len(holdout),
             "holdout_digest": holdout_digest,
-            **metrics,
+            **metric_values("", metrics),
+            **metric_values("baseline_", baseline),
             "cv_r2_mean": model.cv_r2_mean,
             "cv_r2_std": model.cv_r2_std,
             "verdict": "pending",
@@ -156,6 +171,7 @@ def candidate_model(
             "training_rows": len(train),
             "holdout_rows": len(holdout),
             **{k: round(v, 4) for k, v in metrics.items()},
+            "metrics": MetadataValue.md(metrics_table({"candidate": metrics, "naive baseline": baseline})),
             "cv_r2_mean": round(model.cv_r2_mean, 4),
             "cv_r2_std": round(model.cv_r2_std, 4),
             "best_params": MetadataValue.json(model.params),
@@ -195,20 +211,22 @@ def champion_model(
     candidate = registry.load(str(row["model_version"]))
     champion_version = registry.alias_version()
 
-    _, holdout = _split(queries.clean_through(db, row["batch_id"]), training.holdout_fraction)
+    train, holdout = _split(queries.clean_through(db, row["batch_id"]), training.holdout_fraction)
     if digest(holdout["listing_id"]) != row["holdout_digest"]:
         raise Failure(
             f"the holdout rows of v{candidate.version} changed since it was trained (a batch was re-loaded): "
             "retrain it before promoting"
         )
     candidate_metrics = _score(candidate, holdout)
+    baseline = baseline_metrics(train, holdout)
+    gate = promotion_gate.gate()
     champion_metrics = None
     if champion_version == candidate.version:
         verdict = Verdict(True, f"v{candidate.version} already holds the alias '{mlflow.alias}'")
     else:
         if champion_version is not None:
             champion_metrics = _score(registry.load(champion_version), holdout)
-        verdict = decide(candidate_metrics, champion_metrics, promotion_gate.gate(), champion_version, len(holdout))
+        verdict = decide(candidate_metrics, champion_metrics, gate, champion_version, len(holdout), baseline)
         if verdict.promoted:
             registry.promote(candidate.version, verdict.reason)
         else:
@@ -219,7 +237,9 @@ def champion_model(
         {"model_name": mlflow.model_name, "model_version": int(candidate.version)},
         {
             "champion_version": int(champion_version) if champion_metrics else None,
-            **{f"champion_{k}": v for k, v in (champion_metrics or {}).items()},
+            **metric_values("champion_", champion_metrics),
+            **metric_values("baseline_", baseline),
+            "gate_mode": gate.mode,
             "verdict": "promoted" if verdict.promoted else "rejected",
             "reason": verdict.reason,
             "decided_at": datetime.now(UTC),
@@ -243,6 +263,16 @@ def champion_model(
             "reason": MetadataValue.md(verdict.reason),
             "candidate_version": int(candidate.version),
             "champion_version": int(candidate.version if verdict.promoted else champion_version or 0),
+            "gate": f"{gate.mode} ({gate.comparison_metric})",
+            "metrics": MetadataValue.md(
+                metrics_table(
+                    {
+                        f"candidate v{candidate.version}": candidate_metrics,
+                        f"champion v{champion_version}": champion_metrics,
+                        "naive baseline": baseline,
+                    }
+                )
+            ),
             "candidate_metrics": MetadataValue.json(candidate_metrics),
             "previous_champion_metrics": MetadataValue.json(champion_metrics or {}),
             "holdout_rows": len(holdout),

@@ -18,6 +18,8 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from mlops_assets.core.metrics import METRIC_NAMES
+
 metadata = sa.MetaData()
 
 
@@ -35,6 +37,16 @@ def _listing_columns() -> list[sa.Column]:
         sa.Column("house_size", sa.Float),
         sa.Column("prev_sold_date", sa.String(32)),
     ]
+
+
+def _metric_columns(prefix: str) -> list[sa.Column]:
+    """One column per metric of `core.metrics` (the model's, the champion's and the baseline's on the same rows)."""
+    return [sa.Column(f"{prefix}{name}", sa.Float) for name in METRIC_NAMES]
+
+
+def metric_values(prefix: str, metrics: dict[str, float] | None) -> dict[str, float | None]:
+    """`metrics` as model_history column values: every metric column named, nothing else."""
+    return {f"{prefix}{name}": (metrics or {}).get(name) for name in METRIC_NAMES}
 
 
 raw_listings = sa.Table(
@@ -90,20 +102,18 @@ model_history = sa.Table(
     sa.Column("training_rows", sa.Integer, nullable=False),
     sa.Column("holdout_rows", sa.Integer, nullable=False),
     sa.Column("holdout_digest", sa.String(32), nullable=False),
-    sa.Column("rmse", sa.Float),
-    sa.Column("mae", sa.Float),
-    sa.Column("r2", sa.Float),
-    sa.Column("mape", sa.Float),
+    *_metric_columns(""),
     sa.Column("cv_r2_mean", sa.Float),
     sa.Column("cv_r2_std", sa.Float),
     sa.Column("champion_version", sa.Integer),
-    sa.Column("champion_rmse", sa.Float),
-    sa.Column("champion_mae", sa.Float),
-    sa.Column("champion_r2", sa.Float),
-    sa.Column("champion_mape", sa.Float),
+    *_metric_columns("champion_"),
+    *_metric_columns("baseline_"),
+    sa.Column("gate_mode", sa.String(16)),
     sa.Column("verdict", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text),
     sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("manual_by", sa.String(128)),
+    sa.Column("manual_reason", sa.Text),
     sa.Column("trigger", sa.String(64)),
     sa.Column("drift_report_id", sa.String(64)),
     sa.Column("why", sa.Text),
@@ -150,7 +160,18 @@ class Warehouse:
         return self.engine.dialect.name == "postgresql"
 
     def create_tables(self) -> None:
+        """Create missing tables, and add the nullable columns a newer release introduced to
+        existing ones (a warehouse from an earlier version keeps its rows)."""
         metadata.create_all(self.engine)
+        inspector = sa.inspect(self.engine)
+        with self.begin() as connection:
+            for table in metadata.sorted_tables:
+                present = {c["name"] for c in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in present and column.nullable:
+                        kind = column.type.compile(dialect=self.engine.dialect)
+                        # names and types come from this module's metadata, never from input
+                        connection.execute(sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

@@ -84,8 +84,14 @@ def test_the_loop_trains_on_drift_skips_without_and_keeps_every_model(instance: 
     assert first["trigger"] == "drift_sensor" and first["batch_id"] == "00001"
     # v2 learned the southern states v1 never saw: better on the same holdout rows
     assert second["verdict"] == "promoted" and second["batch_id"] == "00003"
-    assert second["champion_version"] == 1 and second["champion_rmse"] > second["rmse"]
-    assert f"vs champion v1 ${second['champion_rmse']:,.0f} on the same {second['holdout_rows']:,}" in second["reason"]
+    assert second["champion_version"] == 1 and second["champion_rmse_log"] > second["rmse_log"]
+    assert (
+        f"vs champion v1 {second['champion_rmse_log']:.3f} on the same {second['holdout_rows']:,}" in second["reason"]
+    )
+    # the default gate: both beat the naive baseline (zip / city / state median) on the same rows
+    assert first["gate_mode"] == second["gate_mode"] == "relative"
+    assert second["rmse_log"] < 0.9 * second["baseline_rmse_log"] and "vs naive baseline" in second["reason"]
+    assert {"r2_log", "median_ape", "baseline_median_ape", "champion_r2_log"} <= {k for k, v in second.items() if v}
     assert second["drift_report_id"] == "00003-vs-v1" and "state mix:" in second["why"]
     assert second["training_rows"] > first["training_rows"]
     assert set(
@@ -101,22 +107,27 @@ def test_every_verdict_is_recorded_with_its_reason(instance, settings):
     assert run_batch(instance, settings, INGEST + TRAIN, "00001").success
     assert registry(settings).alias_version() == "1"
 
+    # the original absolute thresholds stay available
     strict = run_batch(
-        instance, settings, TRAIN, "00001", resources={"promotion_gate": PromotionGateResource(min_r2=0.99)}
+        instance,
+        settings,
+        TRAIN,
+        "00001",
+        resources={"promotion_gate": PromotionGateResource(mode="absolute", min_r2=0.99)},
     )
     verdict = materialized(strict, "champion_model")
     assert verdict["verdict"] == "rejected" and verdict["reason"].startswith("R2 0.")
     assert "< 0.99 (short by" in verdict["reason"]
 
     # a candidate must not be worse than the champion: here "worse" = not 50% better
-    demanding = PromotionGateResource(max_rmse_increase=-0.5)
+    demanding = PromotionGateResource(max_increase=-0.5)
     worse = materialized(
         run_batch(instance, settings, TRAIN, "00001", resources={"promotion_gate": demanding}), "champion_model"
     )
-    assert worse["verdict"] == "rejected" and worse["reason"].startswith("worse than the champion: RMSE $")
+    assert worse["verdict"] == "rejected" and "worse than the champion: RMSE(log) " in worse["reason"]
     assert registry(settings).alias_version() == "1"
 
-    lenient = PromotionGateResource(max_rmse_increase=0.5)
+    lenient = PromotionGateResource(max_increase=0.5)
     moved = materialized(
         run_batch(instance, settings, TRAIN, "00001", resources={"promotion_gate": lenient}), "champion_model"
     )
