@@ -8,6 +8,7 @@ from mlops_assets.assets.drift import drift_report
 from mlops_assets.assets.listings import clean_listings, raw_listings
 from mlops_assets.assets.models import candidate_model, champion_model
 from mlops_assets.jobs import ingest_job, mlops_pipeline, train_job
+from mlops_assets.manual_promotion import promote_manually
 from mlops_assets.resources import build_resources
 from mlops_assets.sensors import drift_sensor, ingestion_sensor
 from mlops_assets.settings import Settings
@@ -16,7 +17,7 @@ from mlops_assets.settings import Settings
 def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         assets=[raw_listings, clean_listings, drift_report, candidate_model, champion_model],
-        jobs=[ingest_job, train_job, mlops_pipeline],
+        jobs=[ingest_job, train_job, mlops_pipeline, promote_manually],
         sensors=[ingestion_sensor, drift_sensor],
         resources=build_resources(settings),
     )

@@ -94,11 +94,49 @@ class ModelRegistry:
         version = self.alias_version()
         return self.load(version) if version is not None else None
 
-    def promote(self, version: str, reason: str) -> None:
-        """Move the alias to `version` and record the verdict on it."""
+    def promote(self, version: str, reason: str, verdict: str = "promoted", extra_tags: dict | None = None) -> None:
+        """Record the verdict on `version`, then move the alias to it: a version never holds the
+        alias without saying why."""
+        for key, value in (extra_tags or {}).items():
+            self.client.set_model_version_tag(self.model_name, str(version), key, str(value)[:5000])
+        self.set_verdict(version, verdict, reason)
         self.client.set_registered_model_alias(self.model_name, self.alias, str(version))
-        self.set_verdict(version, "promoted", reason)
 
     def set_verdict(self, version: str, verdict: str, reason: str) -> None:
-        self.client.set_model_version_tag(self.model_name, str(version), "verdict", verdict)
+        """The reason first: whoever sees a verdict finds its reason beside it."""
         self.client.set_model_version_tag(self.model_name, str(version), "verdict_reason", reason[:5000])
+        self.client.set_model_version_tag(self.model_name, str(version), "verdict", verdict)
+
+    def best_candidate(self, metric: str = "rmse_log", newest: int = 50) -> dict | None:
+        """When no version holds the alias: the best of the newest registered versions by `metric`
+        (lower is better), with its figures and its verdict - what an operator needs to decide on a
+        manual promotion. None when nothing was registered."""
+        versions = self.client.search_model_versions(
+            f"name='{_quoted(self.model_name)}'", max_results=newest, order_by=["version_number DESC"]
+        )
+        best: dict | None = None
+        for model_version in versions:
+            metrics = self.client.get_run(model_version.run_id).data.metrics if model_version.run_id else {}
+            score = metrics.get(metric, metrics.get("rmse"))
+            if score is None:
+                continue
+            if best is None or score < best["score"]:
+                best = {
+                    "version": str(model_version.version),
+                    "score": score,
+                    "metric": metric if metric in metrics else "rmse",
+                    "metrics": {k: v for k, v in metrics.items() if not k.startswith("baseline_")},
+                    "baseline_metrics": {
+                        k.removeprefix("baseline_"): v for k, v in metrics.items() if k.startswith("baseline_")
+                    },
+                    "verdict": model_version.tags.get("verdict", "pending"),
+                    "verdict_reason": model_version.tags.get("verdict_reason"),
+                }
+        if best is not None:
+            best["candidates"] = len(versions)
+        return best
+
+
+def _quoted(name: str) -> str:
+    """A model name inside MLflow's filter string (single quotes doubled)."""
+    return name.replace("'", "''")
