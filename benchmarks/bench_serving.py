@@ -163,7 +163,7 @@ def realistic_properties(n: int) -> list[dict]:
         coerce_raw(ListingGenerator(seed=7, batches=1, min_rows=n * 2, max_rows=n * 2).batch(1))
     ).frame
     frame = frame.dropna(subset=["acre_lot"]).head(n)
-    columns = ["bed", "bath", "acre_lot", "house_size", "state", "status", "city"]
+    columns = ["bed", "bath", "acre_lot", "house_size", "state", "status", "city", "zip_code"]
     return [
         {k: (float(v) if isinstance(v, int | float | np.number) else v) for k, v in row.items()}
         for row in frame[columns].to_dict("records")

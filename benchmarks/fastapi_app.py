@@ -32,6 +32,8 @@ class House(BaseModel):
     house_size: Annotated[float, Finite, Field(gt=0, le=1_000_000)]
     state: Annotated[str, Field(min_length=1, max_length=64)]
     status: str | None = None
+    city: Annotated[str | None, Field(max_length=128)] = None
+    zip_code: Annotated[str | None, Field(pattern=r"^\d{5}$")] = None
 
 
 settings = Settings.from_env()
@@ -51,6 +53,8 @@ def _features(houses: list[House]) -> np.ndarray:
             "house_size": np.array([h.house_size for h in houses]),
             "state": np.array([normalize_state(h.state) for h in houses], dtype=object),
             "status": np.array([h.status for h in houses], dtype=object),
+            "city": np.array([h.city for h in houses], dtype=object),
+            "zip_code": np.array([h.zip_code for h in houses], dtype=object),
         },
         model.feature_state,
     )

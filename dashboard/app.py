@@ -39,7 +39,10 @@ def sidebar() -> None:
         st.sidebar.error(str(error))
         return
     version = health.get("model_version")
-    if health.get("status") == "healthy":
+    no_champion = health.get("no_champion")
+    if no_champion:
+        st.sidebar.warning(no_champion["message"])
+    elif health.get("status") == "healthy":
         st.sidebar.success(f"healthy: {health.get('model_name')} **v{version}** ({health.get('model_alias')})")
     else:
         problems = "; ".join(health.get("problems") or []) or health.get("status", "unknown")

@@ -17,15 +17,13 @@ NO_MODEL = "Serving is up but has no model yet: no model has been promoted. Run 
 class ServingError(Exception):
     """A call to serving that gave no usable answer; `str()` is the message for the page."""
 
-    def __init__(self, message: str, status: int | None = None, down: bool = False) -> None:
+    def __init__(self, message: str, status: int | None = None, down: bool = False, no_model: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.down = down
         """True when serving did not answer at all (not running, unreachable, timed out)."""
-
-    @property
-    def no_model(self) -> bool:
-        return self.status == 503 and str(self) == NO_MODEL
+        self.no_model = no_model
+        """True when serving answers but has no model to answer with (no champion yet)."""
 
 
 def _detail(payload: Any) -> str:
@@ -64,7 +62,10 @@ class ServingClient:
         except ValueError:
             payload = response.text
         if response.status_code == 503 and isinstance(payload, dict) and "no model" in str(payload.get("error")):
-            raise ServingError(NO_MODEL, status=503)
+            detail = str(payload.get("detail") or "")
+            if detail.startswith("no champion: no candidate"):  # candidates exist, none passed the gate
+                raise ServingError(f"Serving has no model to answer with: {detail}", status=503, no_model=True)
+            raise ServingError(NO_MODEL, status=503, no_model=True)
         if response.status_code == 422:
             raise ServingError(f"Serving refused the input: {_detail(payload)}", status=422)
         if response.status_code in (401, 403):

@@ -113,4 +113,9 @@ def property_inputs(states: list[str], key: str) -> dict:
         "Status", STATUSES, index=STATUSES.index(last.get("status") or "for_sale"),
         format_func=STATUS_LABELS.get, key=f"{key}_status",
     )  # fmt: skip
+    # The model prices location by zip code, then city, then state: both are optional.
+    city = left.text_input("City (optional)", last.get("city") or "", max_chars=128, key=f"{key}_city")
+    zip_code = middle.text_input("ZIP code (optional)", last.get("zip_code") or "", max_chars=10, key=f"{key}_zip")
+    prop["city"] = city.strip() or None
+    prop["zip_code"] = zip_code.strip() or None
     return prop

@@ -60,9 +60,11 @@ def health() -> dict[str, Any]:
         problems.append(service.holder.last_error)
     if log is not None and log.database_ok is False:
         problems.append("inference log database unavailable")
+    no_champion = service.holder.no_champion if champion is None else None
     return {
-        "status": "degraded" if problems else "healthy",
+        "status": "no_champion" if no_champion else "degraded" if problems else "healthy",
         "model_loaded": champion is not None,
+        "no_champion": no_champion,
         "explainer_loaded": champion is not None,
         "model_name": service.config.settings.model_name,
         "model_version": champion.version if champion else None,

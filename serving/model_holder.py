@@ -92,6 +92,8 @@ class ModelHolder:
         self.sync = sync
         self.current: Champion | None = None
         self.last_error: str | None = None
+        self.no_champion: dict | None = None
+        """While no version holds the alias: the best candidate and the rule it failed (see `_no_champion`)."""
         self.last_check: float | None = None
         self._failed_version: str | None = None
         self._load_lock = threading.Lock()
@@ -149,8 +151,12 @@ class ModelHolder:
             if version is None:
                 if old is not None:
                     logger.warning("alias %r points nowhere now; still serving version %s", self.alias, old)
-                self.last_error = None if old else f"no model holds the alias {self.alias!r} yet"
+                    self.last_error = None
+                else:
+                    self.no_champion = _no_champion(registry, self.alias)
+                    self.last_error = self.no_champion["message"]
                 return old, old
+            self.no_champion = None
             if version == old:
                 self.last_error = None
                 return old, old
@@ -208,3 +214,38 @@ class ModelHolder:
             "workers": {str(pid): version for pid, version in sorted(workers.items())},
             "all_workers_synced": all(v == new for v in workers.values()),
         }
+
+
+HOW_TO_PROMOTE = (
+    "to serve a candidate anyway, launch the Dagster job promote_manually with its version and a reason "
+    "(README: 'No champion yet')"
+)
+
+
+def _no_champion(registry, alias: str) -> dict:
+    """No version holds the alias: say so with the best candidate's figures and the rule it failed."""
+    try:
+        best = registry.best_candidate() if hasattr(registry, "best_candidate") else None
+    except Exception as error:  # the registry answered the alias query; this is a detail
+        logger.warning("could not rank the candidates: %s", error)
+        best = None
+    if best is None:
+        message = f"no champion: no model holds the alias {alias!r} yet and none has been trained"
+        return {"message": message, "best_candidate": None, "how_to_serve_anyway": None}
+    figures = best["metrics"]
+    shown = ", ".join(
+        text
+        for key, text in (
+            ("r2_log", f"R2(log) {figures.get('r2_log', float('nan')):.3f}"),
+            ("median_ape", f"median APE {figures.get('median_ape', float('nan')):.1%}"),
+            ("rmse", f"RMSE ${figures.get('rmse', float('nan')):,.0f}"),
+        )
+        if key in figures
+    )
+    verdict = best["verdict"]
+    because = f": {best['verdict_reason']}" if best.get("verdict_reason") else ""
+    message = (
+        f"no champion: no candidate has passed the promotion gate ({best['candidates']} trained); "
+        f"best candidate v{best['version']} ({shown}) was {verdict}{because}. {HOW_TO_PROMOTE.capitalize()}."
+    )
+    return {"message": message, "best_candidate": best, "how_to_serve_anyway": HOW_TO_PROMOTE}

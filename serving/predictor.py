@@ -15,7 +15,7 @@ import numpy as np
 import xgboost as xgb
 
 from mlops_assets.core.explanations import allocate_dollars
-from mlops_assets.core.features import FEATURE_NAMES, build_features, from_target
+from mlops_assets.core.features import FEATURE_NAMES, build_features, city_key, from_target
 from mlops_assets.core.states import normalize_state
 from mlops_assets.ml.registry import LoadedModel
 from serving.schemas import Property, field_error
@@ -23,7 +23,8 @@ from serving.schemas import Property, field_error
 #: Spellings are few and bounded in length; caching keeps normalisation off the per-row cost.
 canonical_state = lru_cache(maxsize=4096)(normalize_state)
 
-_PROBE: Property = {"bed": 3.0, "bath": 2.0, "acre_lot": 0.25, "house_size": 1800.0, "state": "California"}
+_PROBE: Property = {"bed": 3.0, "bath": 2.0, "acre_lot": 0.25, "house_size": 1800.0, "state": "California",
+                    "city": "Los Angeles", "zip_code": "90001"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,24 @@ class Rows:
                 ("house_size",), f"too small for the model: {', '.join(names)} overflows", "value_error", batch_index
             )
         ]
+
+
+def _warnings(fs, raw_state, state, status, city, zip_code) -> list[str]:
+    """What the model could not use for this row, in words (the price is still given)."""
+    notes = []
+    if state is None:
+        notes.append(f"unknown state {raw_state!r}: priced at the global mean price level")
+    elif state not in fs.state_log_price:
+        notes.append(f"no training data for state {state!r}: priced at the global mean price level")
+    if status is None:
+        notes.append("no status given: priced without a listing status")
+    known_city = city_key(state, city) in fs.city_stats
+    if zip_code is not None and zip_code not in fs.zip_stats:
+        level = "its city's" if known_city else "the state's"
+        notes.append(f"no training data for zip code {zip_code!r}: priced at {level} price level")
+    elif zip_code is None and not known_city:
+        notes.append("no known zip code or city given: priced at the state's price level (less precise)")
+    return notes
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,8 @@ class Champion:
         raw_states = [p["state"] for p in properties]
         states = [canonical_state(s) for s in raw_states]
         statuses = [p.get("status") for p in properties]
+        cities = [p.get("city") for p in properties]
+        zips = [p.get("zip_code") for p in properties]
         with np.errstate(over="ignore"):  # overflow is caught below, per row (`unusable`)
             x = build_features(
                 {
@@ -101,20 +122,15 @@ class Champion:
                     "house_size": np.fromiter((p["house_size"] for p in properties), "float64", n),
                     "state": np.array(states, dtype=object),
                     "status": np.array(statuses, dtype=object),
+                    "city": np.array(cities, dtype=object),
+                    "zip_code": np.array(zips, dtype=object),
                 },
                 state,
             )
-        known = state.state_log_price
-        warnings: list[list[str]] = []
-        for raw, canonical, status in zip(raw_states, states, statuses, strict=True):
-            notes = []
-            if canonical is None:
-                notes.append(f"unknown state {raw!r}: priced at the global mean price level")
-            elif canonical not in known:
-                notes.append(f"no training data for state {canonical!r}: priced at the global mean price level")
-            if status is None:
-                notes.append("no status given: priced without a listing status")
-            warnings.append(notes)
+        warnings = [
+            _warnings(state, raw, canonical, status, city, zip_code)
+            for raw, canonical, status, city, zip_code in zip(raw_states, states, statuses, cities, zips, strict=True)
+        ]
         unusable = np.flatnonzero(~np.isfinite(x).all(axis=1)).tolist()
         return Rows(x, states, warnings, unusable)
 

@@ -83,13 +83,15 @@ class Property(TypedDict):
             Field(description=f"one of {', '.join(STATUSES)} ('For Sale' is accepted); optional"),
         ]
     ]
-    city: NotRequired[Annotated[_text(128) | None, Field(description="city; logged only")]]
+    city: NotRequired[
+        Annotated[_text(128) | None, Field(description="city; its price level is used when the zip code is unknown")]
+    ]
     zip_code: NotRequired[
         Annotated[
             _text(10) | None,
             BeforeValidator(_zip_text),
             AfterValidator(_zip_five),
-            Field(description="ZIP code, '02108' or 2108; logged only"),
+            Field(description="ZIP code, '02108' or 2108; the most precise location the model uses (optional)"),
         ]
     ]
 

@@ -101,7 +101,12 @@ class HousePriceService:
         self.warehouse.dispose()
 
     def __is_ready__(self) -> bool:
-        """`/readyz`: ready once this worker serves a model."""
+        """`/readyz`: ready once this worker serves a model; while there is no champion, a 503 that
+        says why (the best candidate and the rule it failed)."""
+        if self.holder.current is None and self.holder.no_champion is not None:
+            from starlette.exceptions import HTTPException
+
+            raise HTTPException(status_code=503, detail=self.holder.no_champion["message"])
         return self.holder.current is not None
 
     # --- helpers ---

@@ -25,7 +25,10 @@ if submitted:
         st.warning("Choose at least one state.")
         st.stop()
     try:
-        answer = ui.client().batch_predict([{**prop, "state": state} for state in chosen])
+        # a city or zip code belongs to one state: each state is priced at its own level
+        answer = ui.client().batch_predict(
+            [{**prop, "state": state, "city": None, "zip_code": None} for state in chosen]
+        )
     except ServingError as error:
         ui.show_problem(error)
         st.stop()
@@ -42,7 +45,10 @@ if submitted:
         if p.get("price") is None:
             st.warning(f"{state}: {p.get('error')}")
     st.session_state["property"] = prop
-    st.caption(f"priced by {answer['model_name']} v{answer['model_version']}")
+    st.caption(
+        f"priced by {answer['model_name']} v{answer['model_version']} at each state's price level "
+        "(the city and ZIP code are left out: they belong to one state)"
+    )
     st.altair_chart(charts.state_prices(frame), key="state_prices")
     st.dataframe(
         frame,

@@ -34,7 +34,9 @@ if answer:
     st.markdown(
         f"Answered by **{answer['model_name']} v{answer['model_version']}** (alias `{answer['model_alias']}`) "
         f"for {asked['bed']:g} bed, {asked['bath']:g} bath, {asked['house_size']:,.0f} sq ft on "
-        f"{asked['acre_lot']:g} acres in {asked['state']} ({ui.STATUS_LABELS[asked['status']]})."
+        f"{asked['acre_lot']:g} acres in "
+        f"{', '.join(p for p in (asked.get('city'), asked.get('zip_code'), asked['state']) if p)} "
+        f"({ui.STATUS_LABELS[asked['status']]})."
     )
     for warning in answer.get("warnings") or []:
         st.warning(warning)

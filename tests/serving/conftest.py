@@ -29,6 +29,7 @@ from tests.model_factory import Trained, train_and_register
 from tests.processes import start_bentoml, stop_process
 
 TOKEN = "serving-test-token"
+REJECTED = "not enough better than the naive baseline: RMSE(log) 0.500 vs naive baseline 0.520 (4% better)"
 EXAMPLE = {"bed": 3, "bath": 2, "acre_lot": 0.25, "house_size": 1800, "state": "California", "status": "for_sale"}
 
 
@@ -192,6 +193,14 @@ def serving(mlflow_server: str, postgres_server: str, tmp_path_factory) -> Itera
         wait_for_port(port, timeout=120, process=process)
         wait_until(lambda: requests.get(f"{url}/health", timeout=5).ok, 120, "the service answers /health")
         service = Service(url, process, log, model_name, mlflow_server, database, database_url, postgres_server, first)
+        service.registry().set_verdict(first.version, "rejected", REJECTED)  # as the gate would have
+
+        def reports_the_rejection() -> bool:
+            health = service.get("/health").json()
+            return ((health.get("no_champion") or {}).get("best_candidate") or {}).get("verdict_reason") == REJECTED
+
+        # every worker (each request may reach either) reports the rejected best candidate
+        wait_until(lambda: all(reports_the_rejection() for _ in range(8)), 60, "serving reports the rejection")
         service.before_champion = {
             "readyz": service.get("/readyz"),
             "health": service.get("/health"),

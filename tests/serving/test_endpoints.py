@@ -12,14 +12,14 @@ import sqlalchemy as sa
 
 from mlops_assets.core.features import FEATURE_NAMES, build_features, transform
 from mlops_assets.ml.training import predict_price
-from tests.serving.conftest import EXAMPLE, TOKEN, Service, wait_until
+from tests.serving.conftest import EXAMPLE, REJECTED, TOKEN, Service, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def _property(row) -> dict:
     return {k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in
-            ("bed", "bath", "acre_lot", "house_size", "state", "status")}  # fmt: skip
+            ("bed", "bath", "acre_lot", "house_size", "state", "status", "city", "zip_code")}  # fmt: skip
 
 
 def _holdout(serving: Service, n: int):
@@ -27,13 +27,22 @@ def _holdout(serving: Service, n: int):
     return rows, [_property(r) for _, r in rows.iterrows()]
 
 
-def test_before_a_champion_exists_it_runs_but_is_not_ready(serving: Service):
+def test_before_a_champion_exists_it_runs_but_is_not_ready_and_says_why(serving: Service):
     seen = serving.before_champion
-    assert seen["readyz"].status_code == 503
     health = seen["health"].json()
     assert seen["health"].status_code == 200
-    assert health["status"] == "degraded" and health["model_loaded"] is False
+    assert health["status"] == "no_champion" and health["model_loaded"] is False
+    # the best candidate's figures and the rule it failed, and what an operator can do about it
+    best = health["no_champion"]["best_candidate"]
+    assert best["version"] == serving.first.version and best["verdict"] == "rejected"
+    assert best["verdict_reason"] == REJECTED and {"r2_log", "median_ape", "rmse"} <= set(best["metrics"])
+    message = health["no_champion"]["message"]
+    assert message.startswith("no champion: no candidate has passed the promotion gate (1 trained)")
+    assert f"best candidate v{serving.first.version} (R2(log) " in message and REJECTED in message
+    assert "promote_manually" in message and message in health["problems"]
+    assert seen["readyz"].status_code == 503 and "no champion: no candidate has passed" in seen["readyz"].text
     assert seen["predict"].status_code == 503 and seen["predict"].json()["error"] == "no model loaded yet"
+    assert seen["predict"].json()["detail"] == message
     assert seen["model"].status_code == 503
 
 
@@ -53,9 +62,23 @@ def test_predict_prices_like_training_does(serving: Service):
         assert body["model_name"] == serving.model_name and body["model_alias"] == "champion"
 
 
+def test_location_is_priced_from_zip_to_state_and_the_fallbacks_are_said(serving: Service):
+    _, [prop] = _holdout(serving, 1)
+    known = serving.post("/predict", prop).json()
+    assert known["warnings"] == [] and prop["zip_code"] is not None
+    used = known["features_used"]
+    assert used["zip_price_level"] != used["state_price_level"]  # the zip's own level
+    unknown_zip = serving.post("/predict", {**prop, "zip_code": "99999"}).json()
+    assert any("zip code '99999'" in w and "city's price level" in w for w in unknown_zip["warnings"])
+    assert unknown_zip["features_used"]["zip_price_level"] == pytest.approx(used["city_price_level"], rel=1e-6)
+    nowhere = serving.post("/predict", {**prop, "zip_code": None, "city": None}).json()
+    assert any("state's price level" in w for w in nowhere["warnings"])
+    assert nowhere["features_used"]["zip_price_level"] == pytest.approx(used["state_price_level"], rel=1e-6)
+
+
 def test_an_unknown_state_uses_the_global_mean_and_says_so(serving: Service):
     known = serving.post("/predict", {**EXAMPLE, "state": "CA"}).json()
-    assert known["warnings"] == []
+    assert not any("state" in w and "global mean" in w for w in known["warnings"])
     assert known["features_used"] == serving.post("/predict", EXAMPLE).json()["features_used"]
     unknown = serving.post("/predict", {**EXAMPLE, "state": "Atlantis"}).json()
     state = serving.model(unknown["model_version"]).feature_state
@@ -108,7 +131,8 @@ def test_explain_is_treeshap_additive_and_honest_about_units(serving: Service):
         assert body["price"] == pytest.approx(serving.post("/predict", prop).json()["price"], rel=1e-5)
         # the features are the core's
         columns = {k: np.array([prop[k]], dtype=object) for k in ("bed", "bath", "acre_lot", "house_size", "state")}
-        columns["status"] = np.array([prop["status"]], dtype=object)
+        for key in ("status", "city", "zip_code"):
+            columns[key] = np.array([prop.get(key)], dtype=object)
         expected_x = build_features(columns, loaded.feature_state)
         np.testing.assert_array_equal(x, expected_x)
 
