@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -71,13 +72,46 @@ def _meta(result, node: str) -> dict:
     return {k: v.value for k, v in events[0].metadata.items()} if events else {}
 
 
-def run(max_batches: int) -> None:
+class DemoError(Exception):
+    """A step of the loop failed; the message says which and why."""
+
+
+def failure_reason(result) -> str:
+    """The reason a run failed, from its step failures: the Failure's description, else the error."""
+    reasons = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        data = event.step_failure_data
+        user = data.user_failure_data
+        text = (
+            user.description
+            if user is not None and user.description
+            else (data.error.message.strip() if data.error else "")
+        )
+        reasons.append(f"{event.step_key}: {text.splitlines()[0] if text else 'failed'}")
+    return "; ".join(reasons) or f"run {result.run_id} failed"
+
+
+def _scores(metrics: dict) -> str:
+    return (
+        f"R2(log) {metrics['r2_log']:.3f}, median APE {metrics['median_ape']:.1%}, "
+        f"R2 {metrics['r2']:.3f}, RMSE ${metrics['rmse']:,.0f}"
+    )
+
+
+def run(max_batches: int | None) -> str | None:
+    """The loop until the source is exhausted (or `max_batches`); returns the champion version.
+
+    Raises DemoError with the reason when a batch cannot be ingested or a training fails.
+    """
     from mlops_assets.sensors import drift_sensor, ingestion_sensor
 
     settings = Settings.from_env()
     loop = Loop(DagsterInstance.get(), settings)
     print(f"source: {loop.defs.resources['source'].get_source().describe()}\n")
-    for _ in range(max_batches):
+    done = 0
+    while max_batches is None or done < max_batches:
         requests, skip = loop.tick(ingestion_sensor)
         if not requests:
             print(f"ingestion sensor: {skip}")
@@ -86,9 +120,15 @@ def run(max_batches: int) -> None:
         ingest = loop.execute("ingest_job", requests[0])
         key = requests[0].partition_key
         if not ingest.success:
-            print(f"batch {key}: ingest failed - see run {ingest.run_id} in the Dagster UI")
-            break
+            raise DemoError(f"batch {key} could not be ingested (run {ingest.run_id}): {failure_reason(ingest)}")
         clean, drift = _meta(ingest, "clean_listings"), _meta(ingest, "drift_report")
+        if not drift:  # nothing materialized: the source had no such batch; the sensor says so and stops
+            _, skip = loop.tick(ingestion_sensor)
+            if "exhausted" not in skip:
+                raise DemoError(f"batch {key}: ingest_job loaded nothing and the source is not exhausted ({skip})")
+            print(f"ingestion sensor: {skip}")
+            break
+        done += 1
         detected = (
             "-" if drift["decision"].endswith("(no champion yet)") else "yes" if drift["drift_detected"] else "no"
         )
@@ -98,19 +138,32 @@ def run(max_batches: int) -> None:
             line += "not trained"
         else:
             train = loop.execute("train_job", train_requests[0])
-            candidate, champion = _meta(train, "candidate_model"), _meta(train, "champion_model")
             if not train.success:
-                line += f"training failed: see run {train.run_id}"
-            else:
-                scores = f"R2 {candidate['r2']:.3f}, RMSE ${candidate['rmse']:,.0f}"
-                line += f"trained v{candidate['model_version']}: {scores} | "
-                line += "promoted" if champion["verdict"] == "promoted" else f"rejected: {champion['reason']}"
+                raise DemoError(f"batch {key}: training failed (run {train.run_id}): {failure_reason(train)}")
+            candidate, champion = _meta(train, "candidate_model"), _meta(train, "champion_model")
+            line += f"trained v{candidate['model_version']}: {_scores(candidate)} | "
+            line += "promoted" if champion["verdict"] == "promoted" else f"rejected: {champion['reason']}"
         print(f"{line}  ({time.monotonic() - started:.0f}s)", flush=True)
 
     from mlops_assets.ml.registry import ModelRegistry
 
-    champion = ModelRegistry(settings.mlflow_tracking_uri, settings.model_name, settings.model_alias).alias_version()
-    print(f"\nchampion: {settings.model_name} v{champion} (alias '{settings.model_alias}')")
+    registry = ModelRegistry(settings.mlflow_tracking_uri, settings.model_name, settings.model_alias)
+    champion = registry.alias_version()
+    if champion is not None:
+        print(f"\nchampion: {settings.model_name} v{champion} (alias '{settings.model_alias}')")
+    else:
+        best = registry.best_candidate()
+        if best is None:
+            print("\nno champion: no model was trained")
+        else:
+            print(
+                f"\nno champion: no candidate passed the promotion gate. Best: v{best['version']} "
+                f"({_scores(best['metrics'])}), {best['verdict']}: {best['verdict_reason']}\n"
+                "To serve it anyway (recorded, with your reason):\n"
+                f"  .venv/bin/dagster job launch -w workspace.yaml -j promote_manually --config-json "
+                f'\'{{"ops": {{"promote_version": {{"config": {{"version": {best["version"]}, '
+                f'"reason": "..."}}}}}}}}\''
+            )
     print(
         "\nNext (each in its own terminal):\n"
         "  make dev         the asset graph, these runs and the sensors: http://127.0.0.1:3001\n"
@@ -118,19 +171,26 @@ def run(max_batches: int) -> None:
         "  make dashboard   the viewer (predict, explain, model and drift history): http://127.0.0.1:8501\n"
         f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000   experiments, registry"
     )
+    return champion
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batches", type=int, default=7, help="at most this many batches")
+    parser.add_argument(
+        "--batches", type=int, default=None, help="at most this many batches (default: until the source has no more)"
+    )
     parser.add_argument("--fresh", action="store_true", help="start from an empty platform")
     args = parser.parse_args()
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    logging.disable(logging.INFO)  # the run and sensor logs are in the Dagster UI
+    logging.disable(logging.WARNING)  # the run and sensor logs are in the Dagster UI; failures are raised
     if args.fresh:
         fresh_start(Settings.from_env())
-    run(args.batches)
+    try:
+        run(args.batches)
+    except DemoError as failure:
+        print(f"\nFAILED: {failure}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

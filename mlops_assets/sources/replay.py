@@ -39,6 +39,10 @@ class FileReplay:
             self._bounds = np.linspace(0, len(self._frame), self.batches + 1).astype(int)
         return self._frame, self._bounds
 
+    def rows(self) -> int:
+        """Read the file (once) and return its row count; raises when it is not a usable realtor file."""
+        return len(self._load()[0])
+
     def batch(self, batch_number: int) -> pd.DataFrame | None:
         if not 1 <= batch_number <= self.batches:
             return None

@@ -83,7 +83,10 @@ def make_handler(simulator: BatchSimulator) -> type[BaseHTTPRequestHandler]:
                 simulator.restart(group, day)
                 body = {"ok": True, "group_number": group, "day": day}
                 return self._send(HTTPStatus.OK, json.dumps(body).encode())
-            number, frame = simulator.next_batch(group, day)
+            try:
+                number, frame = simulator.next_batch(group, day)
+            except Exception as error:  # say why instead of dropping the connection
+                return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"cannot serve a batch: {error}")
             if frame is None:
                 detail = f"no more data: the {number - 1} batch(es) for group {group}, day {day} were all served"
                 return self._error(HTTPStatus.BAD_REQUEST, detail)
@@ -113,7 +116,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--file", help="replay this realtor CSV/Parquet file instead of generating")
     args = parser.parse_args(argv)
     if args.file:
-        provider: BatchProvider = FileReplay(args.file, batches=args.batches).batch
+        replay = FileReplay(args.file, batches=args.batches)
+        try:
+            rows = replay.rows()  # read and check the file now: a file it cannot use is refused at start
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"cannot replay {args.file}: {error}") from None
+        print(f"replaying {rows:,} rows of {args.file} in {args.batches} batches", flush=True)
+        provider: BatchProvider = replay.batch
     else:
         provider = ListingGenerator(args.seed, args.batches, args.min_rows, args.max_rows).batch
     server = make_server(provider, args.host, args.port)
