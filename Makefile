@@ -14,7 +14,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export MLOPS_HOME ?= $(CURDIR)/.mlops
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup instance demo test test-tools lint format dev bench lock clean help
+.PHONY: setup instance demo test test-fast test-tools lint format dev bench lock clean help
 .PHONY: serve bench-serving
 .PHONY: dashboard browser
 .PHONY: deploy-tools render k3d-up
@@ -23,6 +23,7 @@ help:
 	@echo "make setup   - create .venv and install the lock (idempotent)"
 	@echo "make demo    - run the pipeline over simulator batches on the embedded default"
 	@echo "make test    - the test suite"
+	@echo "make test-fast - unit and in-process tests (no servers, no training searches; under 2 minutes)"
 	@echo "make lint    - ruff"
 	@echo "make dev     - dagster dev on workspace.yaml (UI on http://127.0.0.1:3001)"
 	@echo "make bench   - benchmarks"
@@ -58,6 +59,10 @@ demo: setup
 test: setup test-tools
 	$(BIN)/python -m pytest
 
+# The fast lane: everything not marked slow (slow = starts servers or runs training searches).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" -q
+
 # System tools some tests drive: chromium (dashboard browser test) and promtool (alert rules). Installed when
 # possible; without them those tests skip with the reason (or fail under MLOPS_REQUIRE_SERVICES=1, as in CI).
 test-tools:
@@ -76,6 +81,7 @@ dev: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_warehouse_load.py
+	$(BIN)/python benchmarks/bench_quality.py
 	$(MAKE) --no-print-directory bench-serving
 
 # The prediction service on the champion the settings point at (after `make demo`: .mlops/mlflow.db).

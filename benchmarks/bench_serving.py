@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import machine, write_section  # noqa: E402
 from mlops_assets.settings import Settings  # noqa: E402
 
 NO_LOG = "BentoML, no inference log"  # the same work as the FastAPI app: isolates the framework
@@ -298,27 +298,6 @@ def profile(settings: Settings, scratch: Path) -> list[tuple[str, float]]:
 # --- report ---
 
 
-def machine() -> dict[str, str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory = next(
-        (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "0"
-    )
-    return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores visible",
-        "memory": f"{int(memory) / 1024**2:.0f} GiB",
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "load average at start": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
 def versions() -> str:
     names = (
         "bentoml",
@@ -442,14 +421,7 @@ How to read it, and what limits it (profiled with py-spy on loaded workers, perf
 
 
 def write(output: Path, section: str) -> None:
-    text = output.read_text() if output.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    write_section(output, START, END, section)
 
 
 def ensure_champion(settings: Settings, scratch: Path) -> tuple[Settings, dict[str, str], str]:

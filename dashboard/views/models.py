@@ -10,7 +10,8 @@ import streamlit as st
 from dashboard import charts, ui
 from dashboard.history import HistoryError
 
-METRICS = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "mape": "MAPE"}
+METRICS = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "mape": "MAPE", "r2_log": "R2 (log price)",
+           "rmse_log": "RMSE (log price)", "median_ape": "median APE"}  # fmt: skip
 
 
 def importance(row: pd.Series) -> dict[str, float]:
@@ -23,7 +24,9 @@ def importance(row: pd.Series) -> dict[str, float]:
 def metric_text(name: str, value: float | None) -> str:
     if value is None or pd.isna(value):
         return "-"
-    return f"{value:.3f}" if name == "r2" else f"{value:.1%}" if name == "mape" else ui.money(value)
+    if name in ("r2", "r2_log", "rmse_log"):
+        return f"{value:.3f}"
+    return f"{value:.1%}" if name in ("mape", "median_ape") else ui.money(value)
 
 
 st.title("Model history")
@@ -41,8 +44,8 @@ else:
 
 models = models.assign(champion=models["model_version"].astype(str) == str(champion))
 st.dataframe(
-    models[["champion", "model_version", "verdict", "reason", "trained_at", "batch_id", "training_rows", "r2", "rmse",
-            "mae", "mape", "trigger"]],
+    models[["champion", "model_version", "verdict", "reason", "trained_at", "batch_id", "training_rows", "r2_log",
+            "median_ape", "baseline_median_ape", "r2", "rmse", "mae", "mape", "trigger"]],
     hide_index=True,
     key="models_table",
     column_config={
@@ -51,6 +54,11 @@ st.dataframe(
         "trained_at": st.column_config.DatetimeColumn("trained (UTC)", format="YYYY-MM-DD HH:mm"),
         "batch_id": "through batch",
         "training_rows": st.column_config.NumberColumn("training rows", format="localized"),
+        "r2_log": st.column_config.NumberColumn("R2 (log)", format="%.3f", help="R2 of log price"),
+        "median_ape": st.column_config.NumberColumn("median APE", format="percent"),
+        "baseline_median_ape": st.column_config.NumberColumn(
+            "baseline median APE", format="percent", help="the naive baseline (zip / city / state median price)"
+        ),
         "r2": st.column_config.NumberColumn("R2", format="%.3f"),
         "rmse": st.column_config.NumberColumn("RMSE", format="dollar"),
         "mae": st.column_config.NumberColumn("MAE", format="dollar"),
@@ -63,7 +71,9 @@ st.subheader("Metrics across versions")
 st.caption("Each model on its own holdout rows (the holdout grows with the data); colour = verdict.")
 errors_col, fit_col = st.columns(2)
 errors_col.altair_chart(charts.metric_trend(models, ["rmse", "mae"], "US dollars", "$,.0f"), key="trend_errors")
-fit_col.altair_chart(charts.metric_trend(models, ["r2", "mape"], "R2 and MAPE", ".2f"), key="trend_fit")
+fit_col.altair_chart(
+    charts.metric_trend(models, ["r2_log", "median_ape"], "R2 (log price) and median APE", ".2f"), key="trend_fit"
+)
 
 st.subheader("Why did the model change?")
 versions = [int(v) for v in models["model_version"]]
@@ -87,7 +97,8 @@ else:
         {
             "metric": list(METRICS.values()),
             f"v{version}": [metric_text(m, row[m]) for m in METRICS],
-            f"v{previous} (champion then)": [metric_text(m, row[f"champion_{m}"]) for m in METRICS],
+            f"v{previous} (champion then)": [metric_text(m, row.get(f"champion_{m}")) for m in METRICS],
+            "naive baseline": [metric_text(m, row.get(f"baseline_{m}")) for m in METRICS],
         }
     )
     st.dataframe(side, hide_index=True, key="side_by_side")

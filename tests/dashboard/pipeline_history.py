@@ -50,7 +50,7 @@ def build_platform(home: Path, champion_ready: Callable[[], None] = lambda: None
                 if not loop.execute("train_job", request).success:
                     raise RuntimeError(f"training on {request.partition_key} failed")
         champion_ready()
-        strict = {"promotion_gate": PromotionGateResource(min_r2=0.99)}
+        strict = {"promotion_gate": PromotionGateResource(min_gain_over_baseline=0.99)}  # nothing beats it by 99%
         run_batch(instance, settings, [candidate_model, champion_model], "00003", resources=strict, run_config=QUIET)
     return settings
 

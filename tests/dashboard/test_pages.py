@@ -88,13 +88,14 @@ def test_compare_prices_one_property_in_each_chosen_state(on_platform):
     at = at.button(key="compare_submit").click().run()
     assert clean(at)
     states = ("Texas", "California", "New York")
-    served = on_platform.serving.post("/batch_predict", [{**at.session_state["property"], "state": s} for s in states])
+    asked = {**at.session_state["property"], "city": None, "zip_code": None}  # each state at its own level
+    served = on_platform.serving.post("/batch_predict", [{**asked, "state": s} for s in states])
     expected = dict(zip(states, (p["price"] for p in served["predictions"]), strict=True))
     table = at.dataframe[0].value
     assert dict(zip(table["state"], table["price"], strict=True)) == pytest.approx(expected)
     assert list(table["price"]) == sorted(table["price"], reverse=True)
     assert list(chart_data(at)["state"]) == list(table["state"])
-    assert "priced by house-price v2" in texts(at.caption)
+    assert any(c.startswith("priced by house-price v2 at each state's price level") for c in texts(at.caption))
 
 
 def test_model_history_lists_promoted_and_rejected_models_with_their_reasons(on_platform):
@@ -108,13 +109,16 @@ def test_model_history_lists_promoted_and_rejected_models_with_their_reasons(on_
     reasons = list(models["reason"])
     assert "no champion yet" in reasons[0]
     assert "vs champion v1" in reasons[1] and "on the same" in reasons[1]
-    assert reasons[2].startswith("R2 0.") and "< 0.99" in reasons[2]
+    assert reasons[2].startswith("not enough better than the naive baseline: RMSE(log) 0.") and "99%" in reasons[2]
 
     # why the champion changed: v2 against v1 on the same rows, what it relies on, the drift behind it
     assert texts(at.main.success)[1].startswith("**v2 was promoted**: ")
     side = at.dataframe[1].value
-    assert list(side.columns) == ["metric", "v2", "v1 (champion then)"]
-    assert list(side["metric"]) == ["R2", "RMSE", "MAE", "MAPE"]
+    assert list(side.columns) == ["metric", "v2", "v1 (champion then)", "naive baseline"]
+    assert list(side["metric"]) == [
+        "R2", "RMSE", "MAE", "MAPE", "R2 (log price)", "RMSE (log price)", "median APE"
+    ]  # fmt: skip
+    assert "-" not in set(side["naive baseline"]) and side["v2"].iloc[6].endswith("%")
     importance = at.dataframe[2].value
     assert {"house_size", "state_price_level"} <= set(importance["feature"])
     assert importance["change"].tolist() == pytest.approx((importance["v2"] - importance["v1"]).tolist())

@@ -64,7 +64,9 @@ def test_before_any_model_is_promoted_every_page_says_so(nothing_yet):
     at = open_page("predict")
     assert clean(at)
     assert texts(at.main.info) == [NO_MODEL]
-    assert texts(at.sidebar.warning)[0].startswith("degraded: no model loaded")
+    assert (
+        texts(at.sidebar.warning)[0] == "no champion: no model holds the alias 'champion' yet and none has been trained"
+    )
 
     at.session_state["property"] = PROPERTY
     for page in ("explain", "compare"):
@@ -83,3 +85,30 @@ def test_before_any_model_is_promoted_every_page_says_so(nothing_yet):
     assert [m.value for m in at.metric][:1] == ["0"]  # no prediction in the last 24 hours
     assert texts(at.main.info) == ["No prediction logged yet: price a property on the Predict page."]
     assert len(at.get("link_button")) == 3
+
+
+def test_when_no_candidate_passed_the_gate_the_pages_say_which_is_best_and_what_to_do(nothing_yet):
+    """Runs last among the users of the session's empty platform: it registers a (rejected) candidate there."""
+    from mlops_assets.ml.registry import ModelRegistry
+    from tests.model_factory import train_and_register
+
+    settings = nothing_yet.settings
+    trained = train_and_register(
+        settings.mlflow_tracking_uri, settings.model_name, trials=1, promote=False,
+        artifact_location=settings.mlflow_artifact_location,
+    )  # fmt: skip
+    reason = "not enough better than the naive baseline: RMSE(log) 0.480 vs naive baseline 0.500 (4% better)"
+    ModelRegistry(settings.mlflow_tracking_uri, settings.model_name).set_verdict(trained.version, "rejected", reason)
+
+    def reported() -> bool:
+        health = requests.get(f"{nothing_yet.serving.url}/health", timeout=5).json()
+        return reason in (health.get("no_champion") or {}).get("message", "")
+
+    eventually(reported, "serving reports the rejected candidate", timeout=60)
+    at = open_page("predict")
+    assert clean(at)
+    [sidebar] = texts(at.sidebar.warning)
+    assert sidebar.startswith("no champion: no candidate has passed the promotion gate (1 trained); best candidate v1")
+    assert reason in sidebar and "promote_manually" in sidebar
+    [info] = texts(at.main.info)
+    assert info.startswith("Serving has no model to answer with: no champion: no candidate has passed")
