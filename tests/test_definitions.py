@@ -6,9 +6,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.processes import ROOT
 
 
+@pytest.mark.slow  # `dagster definitions validate` in a fresh interpreter
 def test_dagster_definitions_validate_passes_on_the_workspace(tmp_path: Path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "MLOPS_HOME": str(tmp_path / "mlops")}
     (tmp_path / "dagster.yaml").write_text((ROOT / "config/dagster/sqlite.yaml").read_text())
@@ -32,5 +35,7 @@ def test_definitions_hold_the_graph_jobs_and_sensors():
         "raw_listings",
         "clean_listings",
     }
-    assert "ingest_job" in {j.name for j in repo.get_all_jobs()}
+    assert {"ingest_job", "train_job", "mlops_pipeline", "promote_manually"} <= {j.name for j in repo.get_all_jobs()}
+    # one process per run, not per step: the steps form a chain
+    assert repo.get_job("ingest_job").executor_def.name == "in_process"
     assert "ingestion_sensor" in {s.name for s in repo.sensor_defs}

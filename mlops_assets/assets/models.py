@@ -224,9 +224,17 @@ def champion_model(
     if champion_version == candidate.version:
         verdict = Verdict(True, f"v{candidate.version} already holds the alias '{mlflow.alias}'")
     else:
+        unscorable = None
         if champion_version is not None:
-            champion_metrics = _score(registry.load(champion_version), holdout)
+            try:
+                champion_metrics = _score(registry.load(champion_version), holdout)
+            except ValueError as error:  # e.g. trained by a release with other features
+                unscorable = f"champion v{champion_version} cannot be scored by this code ({error})"
+                context.log.warning(f"{unscorable}: the candidate is judged against the naive baseline only")
         verdict = decide(candidate_metrics, champion_metrics, gate, champion_version, len(holdout), baseline)
+        if unscorable:
+            reason = verdict.reason.replace("; no champion yet", "")
+            verdict = Verdict(verdict.promoted, f"{reason}; {unscorable}: judged against the baseline only")
         if verdict.promoted:
             registry.promote(candidate.version, verdict.reason)
         else:

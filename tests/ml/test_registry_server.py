@@ -13,7 +13,7 @@ from mlops_assets.ml.registry import ModelRegistry
 from mlops_assets.ml.training import predict_price
 from tests.model_factory import train_and_register
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # a real mlflow server
 
 
 def test_a_registered_champion_loads_back_by_alias_with_identical_predictions(mlflow_server):

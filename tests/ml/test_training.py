@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mlops_assets.core.baseline import MedianPriceBaseline
 from mlops_assets.core.features import fit_feature_state, fit_transform_training, to_target, transform
@@ -11,6 +12,8 @@ from mlops_assets.core.splits import is_holdout
 from mlops_assets.ml.explain import mean_abs_shap, shap_values
 from mlops_assets.ml.training import TuningConfig, predict_price, tune_and_fit
 from tests.model_factory import clean_rows
+
+pytestmark = pytest.mark.slow  # Optuna searches
 
 
 def test_tuning_searches_the_space_and_the_model_learns():

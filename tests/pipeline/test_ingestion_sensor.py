@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from dagster import DagsterRunStatus, SkipReason, build_sensor_context
 from dagster._core.test_utils import create_run_for_test
 
 from mlops_assets.definitions import build_definitions
 from mlops_assets.sensors import ingestion_sensor
 from mlops_assets.settings import Settings
+
+pytestmark = pytest.mark.slow  # ingests and trains batches
 
 
 def tick(instance, cursor=None):

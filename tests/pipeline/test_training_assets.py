@@ -20,6 +20,8 @@ from mlops_assets.storage.warehouse import Warehouse, drift_reports, model_histo
 from tests.conftest import ServerThread
 from tests.pipeline.helpers import run_batch
 
+pytestmark = pytest.mark.slow  # trains several models through the asset graph
+
 INGEST = [raw_listings, clean_listings, drift_report]
 TRAIN = [candidate_model, champion_model]
 

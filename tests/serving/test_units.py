@@ -21,6 +21,7 @@ from tests.processes import ROOT
 from tests.serving.conftest import EXAMPLE
 
 
+@pytest.mark.slow  # imports the service in a fresh interpreter
 def test_the_service_imports_no_pipeline_library():
     code = (
         "import sys, serving.service; "
