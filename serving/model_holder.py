@@ -225,7 +225,7 @@ HOW_TO_PROMOTE = (
 def _no_champion(registry, alias: str) -> dict:
     """No version holds the alias: say so with the best candidate's figures and the rule it failed."""
     try:
-        best = registry.best_candidate() if hasattr(registry, "best_candidate") else None
+        best = registry.best_candidate()
     except Exception as error:  # the registry answered the alias query; this is a detail
         logger.warning("could not rank the candidates: %s", error)
         best = None

@@ -15,7 +15,7 @@ from mlops_assets.assets.drift import NO_DRIFT, PIPELINE_JOB, drift_report
 from mlops_assets.assets.listings import clean_listings
 from mlops_assets.core.baseline import MedianPriceBaseline
 from mlops_assets.core.features import fit_transform_training, to_target, transform
-from mlops_assets.core.metrics import regression_metrics
+from mlops_assets.core.metrics import METRIC_NAMES, regression_metrics
 from mlops_assets.core.promotion import Verdict, decide, fmt
 from mlops_assets.core.splits import digest, is_holdout
 from mlops_assets.ml.registry import LoadedModel
@@ -68,7 +68,7 @@ def metrics_table(rows: dict[str, dict[str, float] | None]) -> str:
     """Markdown: one column per model (candidate, champion, baseline), one row per metric, readable units."""
     names = [n for n, m in rows.items() if m]
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for metric in ("rmse", "mae", "r2", "mape", "r2_log", "rmse_log", "median_ape"):
+    for metric in METRIC_NAMES:
         lines.append(f"| {metric} | " + " | ".join(fmt(metric, rows[n][metric]) for n in names) + " |")
     return "\n".join(lines)
 

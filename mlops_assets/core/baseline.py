@@ -32,9 +32,10 @@ class MedianPriceBaseline:
             grouped = grouped[grouped["size"] >= min_listings]
             return {str(k): float(v) for k, v in grouped["median"].items()}
 
+        _, cities, zips = _places(train)  # city keys are built row by row: once
         return cls(
-            zip_median=medians(_places(train)[2]),
-            city_median=medians(_places(train)[1]),
+            zip_median=medians(zips),
+            city_median=medians(cities),
             state_median=medians(train["state"].astype(object)),
             global_median=float(train["price"].median()),
             min_listings=min_listings,
