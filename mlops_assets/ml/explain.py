@@ -17,18 +17,22 @@ def shap_values(booster: xgb.Booster, x: np.ndarray) -> tuple[np.ndarray, np.nda
 def mean_abs_shap(booster: xgb.Booster, x: np.ndarray) -> dict[str, float]:
     """Global importance: the mean |SHAP| per feature - what the model relies on, comparable across versions."""
     values, _ = shap_values(booster, x)
+    return importance_of(values)
+
+
+def importance_of(values: np.ndarray) -> dict[str, float]:
+    """The mean |SHAP| per feature of SHAP values already computed."""
     return {name: float(v) for name, v in zip(FEATURE_NAMES, np.abs(values).mean(axis=0), strict=True)}
 
 
-def summary_plot(booster: xgb.Booster, x: np.ndarray):
-    """The SHAP beeswarm summary as a matplotlib figure."""
+def summary_plot(values: np.ndarray, x: np.ndarray):
+    """The SHAP beeswarm summary of `values` (the SHAP values of the rows `x`) as a matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import shap
 
-    values, _ = shap_values(booster, x)
     shap.summary_plot(values, x, feature_names=FEATURE_NAMES, show=False)
     figure = plt.gcf()
     figure.set_size_inches(9, 6)

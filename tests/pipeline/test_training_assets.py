@@ -33,7 +33,7 @@ def settings(tmp_path) -> Settings:
             "MLOPS_HOME": str(tmp_path / "mlops"),
             "MLOPS_SIM_MIN_ROWS": "3000",
             "MLOPS_SIM_MAX_ROWS": "4000",
-            "MLOPS_TRAIN_TRIALS": "2",
+            "MLOPS_TRAIN_TRIALS": "1",
         }
     )
 

@@ -196,8 +196,11 @@ def serving(mlflow_server: str, postgres_server: str, tmp_path_factory) -> Itera
         service.registry().set_verdict(first.version, "rejected", REJECTED)  # as the gate would have
 
         def reports_the_rejection() -> bool:
+            # both tags: the registry writes the reason first, then the verdict, so a poll in between
+            # sees the reason of a still "pending" candidate
             health = service.get("/health").json()
-            return ((health.get("no_champion") or {}).get("best_candidate") or {}).get("verdict_reason") == REJECTED
+            best = (health.get("no_champion") or {}).get("best_candidate") or {}
+            return best.get("verdict") == "rejected" and best.get("verdict_reason") == REJECTED
 
         # every worker (each request may reach either) reports the rejected best candidate
         wait_until(lambda: all(reports_the_rejection() for _ in range(8)), 60, "serving reports the rejection")
