@@ -155,7 +155,10 @@ def clean_listings(
     warehouse: WarehouseResource,
     object_store: ObjectStoreResource,
 ) -> Iterator:
-    """CLEAN DATA: the batch after the cleaning rules of `core.cleaning`, in `clean_listings`."""
+    """CLEAN DATA: the batch after the cleaning rules of `core.cleaning`, in `clean_listings`.
+
+    The parquet copy is written before the warehouse rows: if object storage fails, the
+    warehouse is left as it was; if the load fails after it, a re-run overwrites the copy."""
     batch_id = context.partition_key
     db = warehouse.get()
     raw = db.read(tables.raw_listings.select().where(tables.raw_listings.c.batch_id == batch_id))
@@ -169,8 +172,8 @@ def clean_listings(
     out = result.frame.copy()
     out.insert(0, "batch_id", batch_id)
     out.insert(2, "cleaned_at", datetime.now(UTC))
-    rows = db.replace_batch(tables.clean_listings, batch_id, out)
     uri = object_store.get().write_parquet(clean_copy_key(batch_id), out)
+    rows = db.replace_batch(tables.clean_listings, batch_id, out)
     dropped = pd.DataFrame({"rule": list(result.dropped), "rows dropped": list(result.dropped.values())})
     context.log.info(f"batch {batch_id}: {result.rows_in} rows in, {rows} out; dropped {result.dropped}")
     yield MaterializeResult(

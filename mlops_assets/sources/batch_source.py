@@ -46,7 +46,7 @@ class SimulatorSource:
 class HttpBatchSource:
     """The batch data API. Its count is server-side, so each answer's batch_number is checked:
     a server that restarted is read forward; one that is ahead (another reader, a response lost
-    to a timeout) is restarted and read forward, so batch k is always batch k."""
+    to a timeout or cut short, then retried) is restarted and read forward, so batch k is always batch k."""
 
     def __init__(self, client: BatchApiClient, max_skips: int = 1_000) -> None:
         self.client = client

@@ -1,8 +1,9 @@
 """Client for the batch data API (`GET /data`, `GET /restart_data_generation`).
 
 The API hands out "the next batch" per (group, day) by request count, and answers HTTP 400 once
-the data is exhausted: that is the normal end, not a failure. Connection errors, timeouts and 5xx
-are retried with exponential backoff, then raised as `SourceError` with the URL and the cause.
+the data is exhausted: that is the normal end, not a failure. Connection errors, timeouts, bodies
+cut short and 5xx are retried with exponential backoff, then raised as `SourceError` with the URL
+and the cause.
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ log = logging.getLogger(__name__)
 
 class SourceError(RuntimeError):
     """The source could not be read (after retries), or answered something unusable."""
+
+
+#: Faults worth another try: no connection, no answer in time, or an answer whose body was cut
+#: short (the connection closed mid-body: ChunkedEncodingError; a compressed body that cannot be
+#: decoded: ContentDecodingError). A body that did not arrive whole is not an answer. A retry of `/data`
+#: may get the next batch (the server counted the lost one); `HttpBatchSource` checks the number.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,7 @@ class BatchApiClient:
         self._session = requests.Session()
 
     def _get(self, path: str) -> requests.Response:
+        """GET with retries on TRANSIENT_ERRORS and 5xx; anything below 500 is the caller's to judge."""
         url = f"{self.base_url}{path}"
         for attempt in range(self.retries + 1):
             try:
@@ -56,7 +70,7 @@ class BatchApiClient:
                 if response.status_code < 500:
                     return response
                 cause = f"HTTP {response.status_code}: {response.text[:200]}"
-            except (requests.ConnectionError, requests.Timeout) as error:
+            except TRANSIENT_ERRORS as error:
                 cause = f"{type(error).__name__}: {error}"
             if attempt < self.retries:
                 delay = self.backoff_seconds * 2**attempt

@@ -19,23 +19,25 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from mlops_assets.core.metrics import METRIC_NAMES
+from mlops_assets.core.schema import TEXT_WIDTHS
 
 metadata = sa.MetaData()
 
 
 def _listing_columns() -> list[sa.Column]:
+    """The listing fields; text widths come from core.schema, whose validation refuses longer text."""
     return [
         sa.Column("brokered_by", sa.Float),
-        sa.Column("status", sa.String(32)),
+        sa.Column("status", sa.String(TEXT_WIDTHS["status"])),
         sa.Column("price", sa.Float),
         sa.Column("bed", sa.Float),
         sa.Column("bath", sa.Float),
         sa.Column("acre_lot", sa.Float),
         sa.Column("street", sa.Float),
-        sa.Column("city", sa.String(128)),
-        sa.Column("state", sa.String(64)),
+        sa.Column("city", sa.String(TEXT_WIDTHS["city"])),
+        sa.Column("state", sa.String(TEXT_WIDTHS["state"])),
         sa.Column("house_size", sa.Float),
-        sa.Column("prev_sold_date", sa.String(32)),
+        sa.Column("prev_sold_date", sa.String(TEXT_WIDTHS["prev_sold_date"])),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import AssetKey
@@ -128,3 +129,75 @@ def test_postgres_warehouse_and_s3_storage(instance, settings_env, postgres_url,
         .value_counts()
         .sort_index(),
     )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def either_database(request, settings_env) -> Settings:
+    """The embedded default, or the same with a PostgreSQL warehouse."""
+    if request.param == "sqlite":
+        return Settings.from_env(settings_env)
+    return Settings.from_env({**settings_env, "MLOPS_DATABASE_URL": request.getfixturevalue("postgres_url")})
+
+
+def test_text_the_warehouse_cannot_hold_fails_the_check_the_same_on_both_databases(instance, either_database):
+    settings = either_database
+    store = ObjectStore(settings.storage_url)
+    bad = generator_for(settings).batch(1)
+    bad.loc[0, "status"] = "for_sale_" * 4
+    bad.loc[1, "city"] = "Bos\x00ton"
+    bad.loc[2, "brokered_by"] = float("inf")
+    store.write_parquet(raw_copy_key("00001"), bad)
+
+    result = run_batch(instance, settings, ASSETS, "00001", raise_on_error=False)
+    assert not result.success
+    checks = {e.check_name: (e.passed, e.description) for e in result.get_asset_check_evaluations()}
+    assert checks["schema_and_types"] == (
+        False,
+        "brokered_by: 1 infinite value(s), e.g. inf; "
+        "status: 1 value(s) longer than 32 characters, e.g. 'for_sale_for_sale_for_sale_for_sale_'; "
+        "city: 1 value(s) with control characters (NUL, line breaks...) or invalid Unicode, e.g. 'Bos\\x00ton'",
+    )
+    assert checks["schema_and_types"][1] in result.failure_data_for_node("raw_listings").error.message
+    assert open_warehouse(settings.database_url).count(tables.raw_listings) == 0
+
+
+def test_text_at_the_width_limit_and_infinite_prices_load_on_both_databases(instance, either_database):
+    settings = either_database
+    store = ObjectStore(settings.storage_url)
+    batch = generator_for(settings).batch(1)
+    batch.loc[0, ["status", "city", "state"]] = ["ß" * 32, "é" * 128, "ñ" * 64]
+    batch.loc[1, "price"] = float("inf")
+    store.write_parquet(raw_copy_key("00001"), batch)
+
+    result = run_batch(instance, settings, ASSETS, "00001")
+    db = open_warehouse(settings.database_url)
+    assert db.count(tables.raw_listings, "00001") == len(batch)
+    stored = db.read("SELECT city, price FROM raw_listings")
+    assert "é" * 128 in set(stored["city"]) and np.isinf(stored["price"]).sum() == 1
+    # the odd rows are dropped by cleaning, counted under their rule
+    clean_event = result.asset_materializations_for_node("clean_listings")[0]
+    dropped = clean_event.metadata["dropped_by_rule"].value
+    assert "| unknown_status " in dropped and "| price_out_of_range " in dropped
+
+
+def test_a_failing_clean_copy_leaves_the_warehouse_as_it_was_and_a_rerun_repairs(instance, settings, tmp_path):
+    assert run_batch(instance, settings, ASSETS, "00001").success
+    assert run_batch(instance, settings, [raw_listings], "00002").success
+    db = open_warehouse(settings.database_url)
+    before = db.read("SELECT listing_id, cleaned_at FROM clean_listings ORDER BY listing_id")
+    not_a_directory = tmp_path / "storage-is-a-file"
+    not_a_directory.write_text("object storage cannot live under a file")
+    broken = Settings.from_env({"MLOPS_HOME": str(tmp_path / "mlops"), "MLOPS_STORAGE_URL": not_a_directory.as_uri()})
+
+    for key in ("00001", "00002"):
+        result = run_batch(instance, broken, [clean_listings], key, raise_on_error=False)
+        assert not result.success
+        cause = result.failure_data_for_node("clean_listings").error.cause
+        assert cause.cls_name == "NotADirectoryError" and "storage-is-a-file" in cause.message
+    after = db.read("SELECT listing_id, cleaned_at FROM clean_listings ORDER BY listing_id")
+    pd.testing.assert_frame_equal(after, before)
+    assert db.batch_ids(tables.clean_listings) == ["00001"]
+
+    assert run_batch(instance, settings, [clean_listings], "00002").success
+    stored = ObjectStore(settings.storage_url).read_parquet(clean_copy_key("00002"))
+    assert db.count(tables.clean_listings, "00002") == len(stored) > 0

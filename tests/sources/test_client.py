@@ -20,6 +20,7 @@ from mlops_assets.sources.simulator import make_server
 from tests.conftest import ServerThread
 
 GENERATOR = ListingGenerator(seed=3, batches=3, min_rows=200, max_rows=400)
+CUT_SHORT = ("short_body", "chunked_cut", "bad_gzip")
 
 
 @pytest.fixture
@@ -68,9 +69,35 @@ def test_the_protocol_matches_the_original_api(api):
     assert missing.status_code == 422
 
 
+def send_cut_short(handler: BaseHTTPRequestHandler, mode: str) -> None:
+    """Answer 200 with a body that never arrives whole, then close the connection: a
+    Content-Length larger than what is written, a chunked body without its last chunk, or a
+    gzip body that is not gzip."""
+    body = b'{"group_number": 4, "day": "Tuesday", "batch_number": 1, "data": ['
+    handler.close_connection = True
+    if mode == "chunked_cut":
+        handler.protocol_version = "HTTP/1.1"
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(body), body))
+    elif mode == "bad_gzip":
+        handler.send_response(200)
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+    else:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body) + 10_000))
+        handler.end_headers()
+        handler.wfile.write(body)
+    handler.wfile.flush()
+
+
 class FlakyProxy:
     """Real HTTP in front of the simulator: fails the first `failures` requests with 503,
-    or stalls them past the client's timeout."""
+    stalls them past the client's timeout, or cuts their body short (see `send_cut_short`)."""
 
     def __init__(self, upstream: str, failures: int, mode: str = "503") -> None:
         self.calls = 0
@@ -80,6 +107,9 @@ class FlakyProxy:
             def do_GET(self):
                 proxy.calls += 1
                 if proxy.calls <= failures:
+                    if mode in CUT_SHORT:
+                        send_cut_short(self, mode)
+                        return
                     if mode == "stall":
                         time.sleep(1.5)
                     body = b'{"detail": "upstream busy"}'
@@ -123,6 +153,35 @@ def test_persistent_failure_raises_a_clear_error(api):
     with pytest.raises(SourceError, match=r"failed after 3 attempts; last error: HTTP 503"):
         client(proxy.url, retries=2).next_batch()
     proxy.server.close()
+
+
+@pytest.mark.parametrize("mode", CUT_SHORT)
+def test_a_body_cut_short_is_retried_then_succeeds(api, mode):
+    proxy = FlakyProxy(api.url, failures=2, mode=mode)
+    try:
+        batch = client(proxy.url, retries=3).next_batch()
+        assert batch.batch_number == 1 and proxy.calls == 3
+        pd.testing.assert_frame_equal(batch.frame, GENERATOR.batch(1), check_dtype=False, check_exact=False)
+    finally:
+        proxy.server.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "cause"),
+    [
+        ("short_body", "ChunkedEncodingError"),
+        ("chunked_cut", "ChunkedEncodingError"),
+        ("bad_gzip", "ContentDecodingError"),
+    ],
+)
+def test_a_body_always_cut_short_raises_a_clear_error(api, mode, cause):
+    proxy = FlakyProxy(api.url, failures=100, mode=mode)
+    try:
+        with pytest.raises(SourceError, match=rf"GET {proxy.url}/data failed after 3 attempts; last error: {cause}"):
+            client(proxy.url, retries=2).next_batch()
+        assert proxy.calls == 3
+    finally:
+        proxy.server.close()
 
 
 def test_connection_refused_raises_a_clear_error():
