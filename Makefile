@@ -85,9 +85,11 @@ bench: setup
 	$(MAKE) --no-print-directory bench-serving
 
 # The prediction service on the champion the settings point at (after `make demo`: .mlops/mlflow.db).
+# BENTOML_HOME per port: BentoML empties its Prometheus multiprocess directory there at every start, so two
+# services sharing one would wipe each other's metrics.
 serve: setup
-	BENTOML_DO_NOT_TRACK=$${BENTOML_DO_NOT_TRACK:-true} exec $(BIN)/bentoml serve serving.service:HousePriceService \
-		--host $${HOST:-0.0.0.0} --port $${PORT:-3000}
+	BENTOML_DO_NOT_TRACK=$${BENTOML_DO_NOT_TRACK:-true} BENTOML_HOME=$${BENTOML_HOME:-$(MLOPS_HOME)/bentoml/$${PORT:-3000}} \
+		exec $(BIN)/bentoml serve serving.service:HousePriceService --host $${HOST:-0.0.0.0} --port $${PORT:-3000}
 
 # Serving latency/throughput against a plain FastAPI app; writes docs/benchmarks.md (serving section).
 bench-serving: setup

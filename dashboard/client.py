@@ -39,9 +39,11 @@ def _detail(payload: Any) -> str:
 
 
 class ServingClient:
-    def __init__(self, base_url: str, timeout_s: float = 20.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 20.0, read_token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = (min(3.0, timeout_s), timeout_s)  # (connect, read)
+        self.read_token = read_token
+        """Sent with the calls that show other clients' requests (the prediction history)."""
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         url = f"{self.base_url}{path}"
@@ -102,7 +104,8 @@ class ServingClient:
         params: dict[str, Any] = {"limit": limit}
         if state:
             params["state"] = state
-        return self._call("GET", "/predictions/history", params=params)
+        headers = {"Authorization": f"Bearer {self.read_token}"} if self.read_token else {}
+        return self._call("GET", "/predictions/history", params=params, headers=headers)
 
     def summary(self) -> dict:
         return self._call("GET", "/metrics/summary")

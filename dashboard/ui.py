@@ -22,7 +22,7 @@ def config() -> DashboardConfig:
 
 def client() -> ServingClient:
     cfg = config()
-    return ServingClient(cfg.serving_url, cfg.timeout_s)
+    return ServingClient(cfg.serving_url, cfg.timeout_s, read_token=cfg.settings.read_token)
 
 
 def money(amount: float | None) -> str:

@@ -52,6 +52,8 @@ class Settings:
     serving_url: str | None
     admin_token: str | None
     gate_mode: str = "relative"
+    read_token: str | None = None
+    """Bearer token for serving's per-request history (the admin token works too)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,4 +81,5 @@ class Settings:
             serving_url=(env.get("MLOPS_SERVING_URL") or "").rstrip("/") or None,
             admin_token=env.get("MLOPS_ADMIN_TOKEN") or None,
             gate_mode=_choice(env, "MLOPS_PROMOTION_GATE", ("relative", "absolute")),
+            read_token=env.get("MLOPS_READ_TOKEN") or None,
         )

@@ -60,6 +60,10 @@ def health() -> dict[str, Any]:
         problems.append(service.holder.last_error)
     if log is not None and log.database_ok is False:
         problems.append("inference log database unavailable")
+    if log is not None and log.recently_dropped():
+        problems.append(
+            f"inference log rows are being dropped ({log.dropped:,} so far): see inference_log_dropped_total"
+        )
     no_champion = service.holder.no_champion if champion is None else None
     return {
         "status": "no_champion" if no_champion else "degraded" if problems else "healthy",
@@ -77,6 +81,7 @@ def health() -> dict[str, Any]:
             "pending_rows": log.pending_rows,
             "dropped_rows": log.dropped,
             "written_rows": log.written,
+            "last_rejection": log.last_rejection,
         },
         "worker_pid": os.getpid(),
         "uptime_seconds": round(time.time() - service.started_at, 1),
@@ -124,9 +129,17 @@ def states() -> Any:
 @app.get("/predictions/history")
 def history(
     limit: Annotated[int, Query(ge=1, le=HISTORY_MAX, description=f"rows, 1-{HISTORY_MAX}")] = 50,
-    state: Annotated[str | None, Query(max_length=64, description="state name or postal code")] = None,
+    state: Annotated[
+        str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$", description="state name or postal code")
+    ] = None,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> Any:
-    """The most recent logged predictions, newest first."""
+    """The most recent logged predictions of every client, newest first: what others asked is theirs, so it
+    needs `Authorization: Bearer` with MLOPS_READ_TOKEN or MLOPS_ADMIN_TOKEN."""
+    settings = _service().config.settings
+    refused = _check_bearer(authorization, settings.read_token, settings.admin_token)
+    if refused is not None:
+        return refused
     table = inference_log
     columns = [table.c[name] for name in HISTORY_COLUMNS]
     query = sa.select(*columns).order_by(table.c.created_at.desc(), table.c.request_id).limit(limit)
@@ -135,7 +148,7 @@ def history(
     try:
         with _service().engine.connect() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
-    except sa.exc.SQLAlchemyError as error:
+    except (sa.exc.SQLAlchemyError, ValueError) as error:  # ValueError: what a driver refuses before sending
         return _database_down(error)
     for row in rows:  # SQLite hands back naive datetimes; they were written in UTC
         created = row["created_at"]
@@ -179,6 +192,19 @@ def summary() -> Any:
     }
 
 
+def _check_bearer(authorization: str | None, *tokens: str | None) -> JSONResponse | None:
+    """None when `authorization` is `Bearer <one of tokens>`; else the 401/403 to answer. Constant-time
+    comparison against every configured token, so the answer's timing says nothing about which matched."""
+    configured = [t for t in tokens if t]
+    if not configured:
+        return _error(403, "disabled: no token is configured (MLOPS_READ_TOKEN or MLOPS_ADMIN_TOKEN)")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return _error(401, "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
+    matches = [hmac.compare_digest(given.strip().encode(), t.encode()) for t in configured]
+    return None if any(matches) else _error(403, "invalid token")
+
+
 def _database_down(error: Exception) -> JSONResponse:
     return _error(503, "the inference log database is unavailable", f"{type(error).__name__}")
 
@@ -190,11 +216,9 @@ def reload(authorization: Annotated[str | None, Header()] = None) -> Any:
     token = service.config.settings.admin_token
     if not token:
         return _error(403, "reload is disabled: MLOPS_ADMIN_TOKEN is not set")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        return _error(401, "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        return _error(403, "invalid token")
+    refused = _check_bearer(authorization, token)
+    if refused is not None:
+        return refused
     try:
         return service.holder.reload_everywhere()
     except Exception as error:

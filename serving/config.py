@@ -47,6 +47,7 @@ class ServingConfig:
     log_queue_rows: int
     log_batch_rows: int
     log_flush_seconds: float
+    log_wait_seconds: float
     run_dir: str | None
 
     @classmethod
@@ -63,5 +64,6 @@ class ServingConfig:
             log_queue_rows=int(_number(env, "MLOPS_INFERENCE_LOG_QUEUE_ROWS", 50_000, 1)),
             log_batch_rows=int(_number(env, "MLOPS_INFERENCE_LOG_BATCH_ROWS", 2_000, 1)),
             log_flush_seconds=_number(env, "MLOPS_INFERENCE_LOG_FLUSH_SECONDS", 1.0, 0.01),
+            log_wait_seconds=_number(env, "MLOPS_INFERENCE_LOG_WAIT_SECONDS", 10.0, 0.0),
             run_dir=env.get("MLOPS_SERVING_RUN_DIR") or None,
         )

@@ -3,9 +3,15 @@
 Requests hand over one `LogBatch` per request (a single row or a whole /batch_predict) and return
 at once. A writer thread turns them into frames and inserts them in batches with the warehouse's
 `bulk_insert` (COPY on PostgreSQL), one transaction for both tables. The buffer is bounded in rows:
-while the database is slow or down, the rows already held wait and are retried with backoff; what
-does not fit is dropped and counted (`inference_log_dropped_total{reason="queue_full"}`).
-Predictions never wait for the database.
+- while the database is up, /batch_predict first reserves room for its rows (`reserve`), waiting for
+  the writer to make some: the load the service accepts is the load it can log (backpressure), and a
+  request that cannot get room in time is refused with 503 before any work is done;
+- while the database is slow or down, the rows already held wait and are retried with backoff, and
+  what does not fit is dropped and counted (`inference_log_dropped_total{reason="queue_full"}`):
+  predictions never wait for a database that is away;
+- rows the database refuses (it should not happen: requests are validated) are split off by halving the
+  transaction until only the refused rows are left, so one bad row never costs the others.
+`recently_dropped()` tells /health to say "degraded" while rows are being lost.
 """
 
 from __future__ import annotations
@@ -118,29 +124,69 @@ class InferenceLogger:
         self.written = 0
         self.database_ok: bool | None = None
         self.last_error: str | None = None
+        self.last_rejection: str | None = None
+        """Why the database last refused a row (kept after later writes succeed)."""
         self._queue: deque[LogBatch] = deque()
-        self._held: list[LogBatch] = []  # taken from the queue, not yet written
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._tables_ready = False
         self._thread: threading.Thread | None = None
+        self._last_drop: float | None = None  # time.monotonic() of the last row lost
+
+    def recently_dropped(self, window_seconds: float = 60.0) -> bool:
+        """Whether rows were lost in the last `window_seconds` (for /health)."""
+        return self._last_drop is not None and time.monotonic() - self._last_drop < window_seconds
+
+    def _drop(self, rows: int, reason: str) -> None:
+        self.dropped += rows
+        self._last_drop = time.monotonic()
+        metrics.LOG_DROPPED.labels(reason).inc(rows)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="inference-log", daemon=True)
         self._thread.start()
 
-    def submit(self, batch: LogBatch) -> bool:
-        """Queue a request's rows; False (and counted) when the buffer is full. Never blocks on I/O."""
+    def submit(self, batch: LogBatch, reserved: bool = False) -> bool:
+        """Queue a request's rows; False (and counted) when the buffer is full. Never blocks on I/O.
+
+        `reserved`: room for these rows was taken with `reserve` beforehand, so they always go in."""
         with self._cond:
-            if self.pending_rows + len(batch) > self.max_rows:
-                self.dropped += len(batch)
-                metrics.LOG_DROPPED.labels("queue_full").inc(len(batch))
-                return False
+            if not reserved:
+                if self.pending_rows + len(batch) > self.max_rows:
+                    self._drop(len(batch), "queue_full")
+                    return False
+                self.pending_rows += len(batch)
             self._queue.append(batch)
-            self.pending_rows += len(batch)
             if self.pending_rows >= self.batch_rows:
-                self._cond.notify()
+                self._cond.notify_all()
         return True
+
+    def reserve(self, rows: int, timeout: float) -> bool | None:
+        """Room for `rows` before the work that makes them: True once reserved (hand the rows to
+        `submit(..., reserved=True)` or give the room back with `cancel`); False when none came within
+        `timeout` while the database is up (refuse the request: accepting it would lose its log); None
+        while the database is away (go on without a reservation: serving does not wait for it).
+
+        A request larger than the whole buffer waits for an empty buffer and then goes in alone."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self.database_ok is False:
+                    return None
+                if self.pending_rows + rows <= self.max_rows or (self.pending_rows == 0 and rows > self.max_rows):
+                    self.pending_rows += rows
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.notify_all()  # the writer: write what is there now
+                self._cond.wait(min(remaining, 0.5))
+
+    def cancel(self, rows: int) -> None:
+        """Give back a reservation whose rows were never submitted."""
+        with self._cond:
+            self.pending_rows -= rows
+            self._cond.notify_all()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Write what is queued (for up to `timeout`), then stop."""
@@ -172,33 +218,54 @@ class InferenceLogger:
         except Exception as error:  # the database is away: _write tries again with the first rows
             self._unavailable(error)
         backoff = 0.0
+        held: list[tuple[pd.DataFrame, pd.DataFrame]] = []  # (inference_log rows, raw_listings rows), in order
         while True:
-            if not self._held:
-                self._held = self._take()
-            if not self._held:
+            if not held:
+                taken = self._take()
+                if taken:
+                    held = [frames(taken, json_as_text=self.warehouse.is_postgres)]
+            if not held:
                 if self._stop.is_set():
                     return
                 continue
             try:
-                self._write(self._held)
+                self._write_splitting(held)
+            except Exception as error:  # only transient errors get here: keep what is left, try again
+                self._unavailable(error)
+                if self._stop.is_set():
+                    return
+                backoff = min(max(backoff * 2, 0.25), 5.0)
+                self._stop.wait(backoff)
+                continue
+            backoff = 0.0
+
+    def _write_splitting(self, held: list[tuple[pd.DataFrame, pd.DataFrame]]) -> None:
+        """Write the held chunks front to back, removing each once written. A chunk the database refuses
+        is halved and both halves go back to the front, down to the single rows it refuses, which are
+        dropped and counted. Transient errors propagate with the unwritten chunks still held."""
+        while held:
+            log_rows, raw_rows = held[0]
+            try:
+                self._write(log_rows, raw_rows)
             except Exception as error:
-                if self._transient(error):  # keep the rows, try again
-                    self._unavailable(error)
-                    if self._stop.is_set():
-                        return
-                    backoff = min(max(backoff * 2, 0.25), 5.0)
-                    self._stop.wait(backoff)
+                if self._transient(error):
+                    raise
+                held.pop(0)
+                if len(log_rows) > 1:
+                    half = len(log_rows) // 2
+                    held[:0] = [
+                        (log_rows.iloc[:half], raw_rows.iloc[:half]),
+                        (log_rows.iloc[half:], raw_rows.iloc[half:]),
+                    ]
                     continue
-                # the database refused these rows: drop them, keep going
-                rows = sum(len(b) for b in self._held)
-                self.dropped += rows
-                metrics.LOG_DROPPED.labels("rejected").inc(rows)
-                self.last_error = f"{type(error).__name__}: {error}"[:500]
-                logger.exception("inference log rows rejected and dropped (%d rows)", rows)
-            else:
-                backoff = 0.0
-            self._release(self._held)
-            self._held = []
+                self._drop(1, "rejected")
+                self.last_rejection = f"{type(error).__name__}: {error}"[:500]
+                logger.error("inference log row %s rejected by the database and dropped: %s",
+                             log_rows["request_id"].iloc[0], self.last_rejection)  # fmt: skip
+                self._release(1)
+                continue
+            held.pop(0)
+            self._release(len(log_rows))
 
     def _transient(self, error: Exception) -> bool:
         """Unreachable or gone away, as SQLAlchemy says it or as the driver does (the COPY path is raw psycopg2)."""
@@ -206,9 +273,10 @@ class InferenceLogger:
         driver = (dbapi.OperationalError, dbapi.InterfaceError) if dbapi is not None else ()
         return isinstance(error, _TRANSIENT + driver)
 
-    def _release(self, batches: list[LogBatch]) -> None:
+    def _release(self, rows: int) -> None:
         with self._cond:
-            self.pending_rows -= sum(len(b) for b in batches)
+            self.pending_rows -= rows
+            self._cond.notify_all()  # requests waiting in `reserve`
 
     def _unavailable(self, error: Exception) -> None:
         if self.database_ok is not False:
@@ -221,9 +289,8 @@ class InferenceLogger:
             ensure_tables(self.warehouse.engine)
             self._tables_ready = True
 
-    def _write(self, batches: list[LogBatch]) -> None:
+    def _write(self, log_rows: pd.DataFrame, raw_rows: pd.DataFrame) -> None:
         self._ensure_tables()
-        log_rows, raw_rows = frames(batches, json_as_text=self.warehouse.is_postgres)
         with self.warehouse.begin() as connection:  # COPY on PostgreSQL, executemany elsewhere
             self.warehouse.bulk_insert(connection, inference_log, log_rows)
             self.warehouse.bulk_insert(connection, raw_listings, raw_rows)

@@ -149,9 +149,13 @@ class ModelHolder:
             version = registry.alias_version()
             self.last_check = time.time()
             if version is None:
-                if old is not None:
-                    logger.warning("alias %r points nowhere now; still serving version %s", self.alias, old)
-                    self.last_error = None
+                if old is not None:  # withdrawn: keep answering with what was served, and say so
+                    if self.last_error is None or not self.last_error.startswith("alias withdrawn"):
+                        logger.warning("alias %r points nowhere now; still serving version %s", self.alias, old)
+                    self.last_error = (
+                        f"alias withdrawn: no version holds {self.alias!r} any more; still serving version {old} "
+                        "until a version is promoted (README: 'Withdrawing a model')"
+                    )
                 else:
                     self.no_champion = _no_champion(registry, self.alias)
                     self.last_error = self.no_champion["message"]

@@ -28,8 +28,18 @@ def _finite(description: str, **bounds: float) -> Any:
     return Annotated[float, Field(strict=True, allow_inf_nan=False, description=description, **bounds)]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(value: str | None) -> str | None:
+    """NUL and other control characters: never a place name, and PostgreSQL cannot store NUL."""
+    if value is not None and _CONTROL.search(value):
+        raise ValueError("control characters (such as NUL) are not allowed")
+    return value
+
+
 def _text(max_length: int) -> Any:
-    return Annotated[str, Field(max_length=max_length)]
+    return Annotated[str, Field(max_length=max_length), AfterValidator(_printable)]
 
 
 def _known_status(value: str | None) -> str | None:
@@ -75,6 +85,7 @@ class Property(TypedDict):
             max_length=64,
             description="US state name or postal code ('California', 'CA'); an unknown one uses the global mean",
         ),
+        AfterValidator(_printable),
     ]
     status: NotRequired[
         Annotated[

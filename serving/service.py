@@ -28,11 +28,21 @@ from mlops_assets.core.features import FEATURE_NAMES
 from serving import metrics
 from serving.app import app
 from serving.bodies import BatchBody, PropertyBody
+from serving.body_limit import BodyLimit
 from serving.config import ServingConfig
 from serving.inference_log import InferenceLogger, LogBatch, open_warehouse, utcnow
 from serving.model_holder import ModelHolder, WorkerSync
 from serving.predictor import Champion, Rows
-from serving.schemas import BatchOut, ExplanationOut, InputError, PredictionOut, error_body, parse_batch, parse_property
+from serving.schemas import (
+    MAX_BODY_BYTES,
+    BatchOut,
+    ExplanationOut,
+    InputError,
+    PredictionOut,
+    error_body,
+    parse_batch,
+    parse_property,
+)
 
 logger = logging.getLogger("bentoml.serving")
 CONFIG = ServingConfig.from_env()
@@ -119,13 +129,41 @@ class HousePriceService:
         metrics.observe(endpoint, champion.version if champion else "none", "invalid", time.perf_counter() - started)
         return _json(error_body(error.errors), 422)
 
+    def _busy(self, champion: Champion, started: float, rows: int) -> JSONResponse:
+        """503 before any work: the inference log cannot take `rows` more now and the database is up."""
+        metrics.observe("batch_predict", champion.version, "busy", time.perf_counter() - started)
+        log = self.inference_log
+        detail = (
+            f"the inference log holds {log.pending_rows:,} of {log.max_rows:,} rows and could not make room for "
+            f"{rows:,} within {CONFIG.log_wait_seconds:g}s; retry shortly"
+            if log
+            else None
+        )
+        response = _json(
+            {"error": "busy: predictions are answered only when they can be logged", "detail": detail}, 503
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+
+    def _give_back(self, rows: int) -> None:
+        if rows > 0 and self.inference_log is not None:
+            self.inference_log.cancel(rows)
+
     def _failed(self, endpoint: str, champion: Champion, started: float, request_id: str) -> JSONResponse:
         logger.exception("%s failed (request %s)", endpoint, request_id)
         metrics.observe(endpoint, champion.version, "error", time.perf_counter() - started)
         return _json({"error": f"{endpoint} failed; see the server log", "request_id": request_id}, 500)
 
     def _log(
-        self, endpoint: str, champion: Champion, started: float, ids: list[str], props: list, rows: Rows, prices: list
+        self,
+        endpoint: str,
+        champion: Champion,
+        started: float,
+        ids: list[str],
+        props: list,
+        rows: Rows,
+        prices: list,
+        reserved: bool = False,
     ) -> None:
         """Hand the rows to the inference log's queue; never waits for the database."""
         if self.inference_log is not None:
@@ -142,7 +180,7 @@ class HousePriceService:
                 prices,
                 rows.warnings,
             )
-            self.inference_log.submit(batch)
+            self.inference_log.submit(batch, reserved=reserved)
 
     # --- endpoints ---
 
@@ -195,14 +233,28 @@ class HousePriceService:
             return self._invalid("batch_predict", champion, error, started)
         if champion is None:
             return self._unavailable("batch_predict", started)
+        # backpressure: room in the inference log first, so that what is answered is also logged
+        room = self.inference_log.reserve(len(items), CONFIG.log_wait_seconds) if self.inference_log else None
+        if room is False:
+            return self._busy(champion, started, len(items))
+        reserved = len(items) if room else 0
         batch_id = uuid.uuid4().hex
         try:
             priced = champion.price_batch(items, batch_id)
         except Exception:
+            self._give_back(reserved)
             return self._failed("batch_predict", champion, started, batch_id)
+        self._give_back(reserved - len(priced.prices))  # invalid items are not logged
         if priced.prices:
             self._log(
-                "batch_predict", champion, started, priced.request_ids, priced.properties, priced.rows, priced.prices
+                "batch_predict",
+                champion,
+                started,
+                priced.request_ids,
+                priced.properties,
+                priced.rows,
+                priced.prices,
+                reserved=bool(reserved),
             )
             metrics.observe_prices(priced.prices)
         failed = len(items) - len(priced.prices)
@@ -253,3 +305,7 @@ class HousePriceService:
                 "units": UNITS,
             }
         )
+
+
+# A body over the limit is refused by its Content-Length, or once that many bytes arrived, before it is held whole.
+HousePriceService.add_asgi_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)

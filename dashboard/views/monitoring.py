@@ -43,7 +43,10 @@ limit = st.slider("How many", 10, 1000, 100, step=10, key="history_limit")
 try:
     recent = client.predictions(limit=limit)
 except ServingError as error:
-    ui.show_problem(error)
+    if error.status in (401, 403):  # the history shows every client's requests: it takes a token
+        st.info(f"The prediction history needs serving's read token: set MLOPS_READ_TOKEN for the dashboard. ({error})")
+    else:
+        ui.show_problem(error)
     st.stop()
 rows = pd.DataFrame(recent["predictions"])
 if rows.empty:

@@ -25,6 +25,7 @@ from tests.processes import ROOT, start_bentoml, stop_process
 
 APP = ROOT / "dashboard" / "app.py"
 TOKEN = "dashboard-test-token"
+READ_TOKEN = "dashboard-test-read-token"
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Platform:
             "MLOPS_MODEL_NAME": self.settings.model_name,
             "MLOPS_MODEL_ALIAS": self.settings.model_alias,
             "MLOPS_SERVING_URL": self.serving.url,
+            "MLOPS_READ_TOKEN": READ_TOKEN,
         }
 
 
@@ -88,6 +90,7 @@ def start_serving(home: Path) -> Serving:
         **os.environ,
         **platform_env(home),
         "MLOPS_ADMIN_TOKEN": TOKEN,
+        "MLOPS_READ_TOKEN": READ_TOKEN,
         "MLOPS_SERVING_WORKERS": "1",
         "MLOPS_SERVING_POLL_SECONDS": "1",
         "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "0.1",

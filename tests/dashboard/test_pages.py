@@ -9,7 +9,7 @@ from streamlit import dataframe_util
 
 from dashboard.ui import money
 from mlops_assets.storage.object_store import ObjectStore
-from tests.dashboard.conftest import TOKEN, Platform, clean, eventually, open_page, texts
+from tests.dashboard.conftest import READ_TOKEN, TOKEN, Platform, clean, eventually, open_page, texts
 
 pytestmark = pytest.mark.slow
 
@@ -158,7 +158,8 @@ def test_drift_shows_every_batch_decision_and_one_report_with_its_why(on_platfor
 def test_monitoring_shows_recent_predictions_and_links_to_the_other_tools(on_platform):
     on_platform.serving.post("/predict", HOUSE)
     history = f"{on_platform.serving.url}/predictions/history"
-    eventually(lambda: requests.get(history, timeout=10).json()["count"], "the prediction is logged")  # off-path
+    auth = {"Authorization": f"Bearer {READ_TOKEN}"}
+    eventually(lambda: requests.get(history, headers=auth, timeout=10).json()["count"], "the prediction is logged")
     at = open_page("monitoring")
     assert clean(at)
     assert int(metrics(at)["Predictions"].replace(",", "")) >= 1

@@ -29,6 +29,7 @@ from tests.model_factory import Trained, train_and_register
 from tests.processes import start_bentoml, stop_process
 
 TOKEN = "serving-test-token"
+READ_TOKEN = "serving-test-read-token"
 REJECTED = "not enough better than the naive baseline: RMSE(log) 0.500 vs naive baseline 0.520 (4% better)"
 EXAMPLE = {"bed": 3, "bath": 2, "acre_lot": 0.25, "house_size": 1800, "state": "California", "status": "for_sale"}
 
@@ -175,6 +176,7 @@ def serving(mlflow_server: str, postgres_server: str, tmp_path_factory) -> Itera
         "MLOPS_MODEL_NAME": model_name,
         "MLOPS_DATABASE_URL": database_url,
         "MLOPS_ADMIN_TOKEN": TOKEN,
+        "MLOPS_READ_TOKEN": READ_TOKEN,
         "MLOPS_HOME": str(home / "mlops"),
         "MLOPS_SERVING_POLL_SECONDS": "1",
         "MLOPS_SERVING_WORKERS": "2",

@@ -8,11 +8,13 @@ import uuid
 
 import numpy as np
 import pytest
+import requests
 import sqlalchemy as sa
 
 from mlops_assets.core.features import FEATURE_NAMES, build_features, transform
 from mlops_assets.ml.training import predict_price
-from tests.serving.conftest import EXAMPLE, REJECTED, TOKEN, Service, wait_until
+from serving.schemas import MAX_BODY_BYTES
+from tests.serving.conftest import EXAMPLE, READ_TOKEN, REJECTED, TOKEN, Service, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -153,6 +155,10 @@ BAD_BODIES = [
     ({**EXAMPLE, "status": "haunted"}, "status", "unknown status"),
     ({**EXAMPLE, "city": "y" * 500}, "city", "at most 128 characters"),
     ({**EXAMPLE, "zip_code": "ABCDE"}, "zip_code", "5 digits"),
+    # PostgreSQL cannot store NUL: once, such a row cost every other client's rows held with it
+    ({**EXAMPLE, "state": "CA\u0000"}, "state", "control characters"),
+    ({**EXAMPLE, "city": "Bos\u0000ton"}, "city", "control characters"),
+    ({**EXAMPLE, "city": "Bos\nton"}, "city", "control characters"),
 ]
 RAW_BAD_BODIES = [
     (b'{"bed": NaN, "bath": 2, "acre_lot": 0.25, "house_size": 1800, "state": "CA"}', "bed", "finite number"),
@@ -188,7 +194,7 @@ def test_bad_batch_bodies_get_a_422(serving: Service):
 
 def test_read_endpoints(serving: Service):
     health = serving.get("/health").json()
-    assert health["status"] == "healthy" and health["model_loaded"] and health["explainer_loaded"]
+    assert health["status"] == "healthy" and health["model_loaded"] and health["explainer_loaded"], health
     assert serving.get("/readyz").status_code == 200
 
     model = serving.get("/model").json()
@@ -233,16 +239,45 @@ def test_predictions_are_logged_to_inference_log_and_raw_data(serving: Service):
     assert {r.endpoint for r in log} == {"predict", "batch_predict"} and {r.state for r in log} == {"Vermont"}
     assert all(r.price > 0 and r.latency_ms >= 0 for r in log)
 
-    history = serving.get("/predictions/history", params={"limit": 5, "state": "VT"}).json()
+    read = {"Authorization": f"Bearer {READ_TOKEN}"}
+    history = serving.get("/predictions/history", params={"limit": 5, "state": "VT"}, headers=read).json()
     assert history["count"] == 5 and all(p["state"] == "Vermont" for p in history["predictions"])
     times = [p["created_at"] for p in history["predictions"]]
     assert times == sorted(times, reverse=True)
-    for bad in ({"limit": 0}, {"limit": 100_000}, {"limit": "many"}):
-        assert serving.get("/predictions/history", params=bad).status_code == 422
+    for bad in ({"limit": 0}, {"limit": 100_000}, {"limit": "many"}, {"state": "\u0000"}, {"state": "V\tT"}):
+        assert serving.get("/predictions/history", params=bad, headers=read).status_code == 422, bad
 
     summary = serving.get("/metrics/summary").json()
     assert summary["count"] >= 7 and summary["min_price"] <= summary["mean_price"] <= summary["max_price"]
     assert summary["mean_latency_ms"] > 0 and sum(summary["versions_used"].values()) == summary["count"]
+
+
+def test_the_prediction_history_of_every_client_needs_a_token(serving: Service):
+    """What other clients asked is theirs: the history takes the read token (or the admin token)."""
+    refused = serving.get("/predictions/history")
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    assert serving.get("/predictions/history", headers={"Authorization": "Bearer nope"}).status_code == 403
+    for token in (READ_TOKEN, TOKEN):
+        assert serving.get("/predictions/history", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert serving.get("/metrics/summary").status_code == 200  # aggregates only: open
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(serving: Service):
+    too_large = MAX_BODY_BYTES + 1
+    declared = requests.post(serving.url + "/batch_predict", data=b"[" + b" " * too_large + b"]", timeout=60,
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+    assert declared.status_code == 413 and declared.json()["detail"][0]["field"] == "body"
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield b"["
+        for _ in range(too_large // 65_536 + 1):
+            yield b" " * 65_536
+        yield b"]"
+
+    streamed = requests.post(serving.url + "/predict", data=chunks(), timeout=60,
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+    assert streamed.status_code == 413 and "at most" in streamed.json()["detail"][0]["msg"]
+    assert serving.post("/predict", EXAMPLE).status_code == 200  # and the service goes on
 
 
 def test_metrics_are_exported_with_bounded_labels(serving: Service):

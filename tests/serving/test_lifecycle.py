@@ -97,7 +97,7 @@ def test_with_the_database_away_predictions_go_on_and_drops_are_counted(serving:
         assert overflow.status_code == 200 and overflow.json()["failed"] == 0
         assert serving.metric("inference_log_dropped_total", reason="queue_full") >= dropped_before + 4000
         wait_until(lambda: serving.get("/health").json()["status"] == "degraded", 30, "health reports the database")
-        assert serving.get("/predictions/history").status_code == 503
+        assert serving.get("/predictions/history", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 503
         assert serving.get("/metrics/summary").status_code == 503
     finally:
         serving.set_database_connections(True)
@@ -115,4 +115,52 @@ def test_with_the_database_away_predictions_go_on_and_drops_are_counted(serving:
         wait_until(lambda: count(marker) == 10 and count(after) == 1, 60, "logging resumed")
     finally:
         engine.dispose()
-    assert json.loads(serving.get("/predictions/history", params={"limit": 1}).text)["count"] == 1
+    history = serving.get("/predictions/history", params={"limit": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert json.loads(history.text)["count"] == 1
+
+
+def test_a_withdrawn_alias_is_reported_and_the_last_version_keeps_serving(serving: Service):
+    serving_now = serving.get("/model").json()["model_version"]
+    serving.registry().client.delete_registered_model_alias(serving.model_name, "champion")
+    try:
+        wait_until(lambda: all("alias withdrawn" in " ".join(serving.get("/health").json()["problems"])
+                               for _ in range(6)), 30, "every worker reports the withdrawn alias")  # fmt: skip
+        health = serving.get("/health").json()
+        assert health["status"] == "degraded" and health["model_version"] == serving_now
+        answer = serving.post("/predict", EXAMPLE)
+        assert answer.status_code == 200 and answer.json()["model_version"] == serving_now
+    finally:
+        serving.registry().promote(serving_now, "serving test: the alias back")
+    wait_until(lambda: not any("alias withdrawn" in " ".join(serving.get("/health").json()["problems"])
+                               for _ in range(6)), 30, "no worker reports it any more")  # fmt: skip
+
+
+def test_concurrent_batches_are_all_logged_while_the_database_is_up(serving: Service):
+    """The buffer holds 3,000 rows; 8 concurrent batches of 1,500 are 12,000. Once, the writer fell behind and
+    the rows that did not fit were dropped with health "healthy"; now a batch waits for room (or is refused
+    with 503 before any work) and every answered row is logged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    marker = f"load-{uuid.uuid4().hex[:8]}"
+    dropped_before = serving.metric("inference_log_dropped_total")
+
+    def batch(_: int):
+        return serving.post("/batch_predict", [{**EXAMPLE, "city": marker}] * 1_500)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(batch, range(8)))
+    assert {a.status_code for a in answers} <= {200, 503}
+    answered = sum(a.json()["count"] for a in answers if a.status_code == 200)
+    assert answered >= 1_500
+    assert all(a.headers.get("retry-after") for a in answers if a.status_code == 503)
+    engine = sa.create_engine(serving.database_url)
+    try:
+
+        def rows() -> int:
+            with engine.connect() as c:
+                return c.execute(sa.text("SELECT count(*) FROM raw_listings WHERE city = :c"), {"c": marker}).scalar()
+
+        wait_until(lambda: rows() == answered, 60, f"all {answered:,} answered rows logged")
+    finally:
+        engine.dispose()
+    assert serving.metric("inference_log_dropped_total") == dropped_before

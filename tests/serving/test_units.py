@@ -122,3 +122,74 @@ def test_the_inference_log_writes_both_tables(tmp_path):
                                                                          ("a-2", "7", 3.0)]  # fmt: skip
     assert json.loads(logged[1].warnings) == ["a warning"]
     assert set(raw) == {("inference", None, "Boston", "California", 2108.0, "for_sale")}
+
+
+def _rows(n: int, prefix: str, city: str = "Boston") -> LogBatch:
+    prop = {**parse_property(json.dumps(EXAMPLE).encode()), "city": city}  # city as given: past validation
+    return LogBatch("batch_predict", "house-price", "7", utcnow(), 1.0, [f"{prefix}-{i}" for i in range(n)],
+                    [prop] * n, ["California"] * n, [1.0] * n, [[]] * n)  # fmt: skip
+
+
+def _written(log: InferenceLogger, rows: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while log.written + log.dropped < rows and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.mark.postgres
+def test_a_row_the_database_refuses_costs_only_itself(postgres_url):
+    """A NUL byte (here past validation, as a future bug might let one through) fails PostgreSQL's COPY for the
+    whole transaction; once, the writer dropped every row held with it - other clients' rows too."""
+    log = InferenceLogger(open_warehouse(postgres_url), max_rows=1_000, batch_rows=500, flush_seconds=0.05)
+    good, bad = _rows(300, "good"), _rows(1, "bad", city="Bos\x00ton")
+    for batch in (_rows(100, "early"), bad, good):
+        assert log.submit(batch)
+    log.start()
+    _written(log, 401)
+    log.stop()
+    assert log.written == 400 and log.dropped == 1 and log.pending_rows == 0
+    assert log.recently_dropped() and "0x00" in (log.last_rejection or "")
+    with log.warehouse.engine.connect() as c:
+        ids = {r[0] for r in c.execute(sa.text("SELECT request_id FROM inference_log"))}
+        raw = c.execute(sa.text("SELECT count(*) FROM raw_listings")).scalar()
+    assert len(ids) == 400 and "bad-0" not in ids and raw == 400
+
+
+def test_a_batch_waits_for_room_while_the_database_is_up_and_not_while_it_is_away(tmp_path):
+    log = InferenceLogger(open_warehouse(f"sqlite:///{tmp_path / 'log.db'}"), max_rows=10, batch_rows=5,
+                          flush_seconds=0.05)  # fmt: skip
+    assert log.reserve(8, timeout=0) is True and log.pending_rows == 8
+    assert log.reserve(8, timeout=0.2) is False  # no writer yet: no room comes
+    log.cancel(8)
+    assert log.reserve(25, timeout=0) is True  # larger than the whole buffer: alone, once it is empty
+    log.cancel(25)
+    assert log.reserve(8, timeout=0) is True
+    assert log.submit(_rows(8, "a"), reserved=True)
+    log.start()
+    assert log.reserve(8, timeout=10) is True  # the writer made room
+    assert log.submit(_rows(8, "b"), reserved=True)
+    _written(log, 16)
+    assert log.written == 16 and log.dropped == 0 and not log.recently_dropped()
+    log.database_ok = False  # as the writer marks it when the database is away
+    assert log.reserve(8, timeout=10) is None  # predictions do not wait for a database that is away
+    log.stop()
+
+
+def test_concurrent_batches_lose_no_row_while_the_database_is_up(tmp_path):
+    """The issue's reproduction in process: many large batches at once against a small buffer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    log = InferenceLogger(open_warehouse(f"sqlite:///{tmp_path / 'log.db'}"), max_rows=3_000, batch_rows=1_000,
+                          flush_seconds=0.05)  # fmt: skip
+    log.start()
+
+    def request(i: int) -> bool:
+        if log.reserve(1_500, timeout=30) is not True:
+            return False
+        return log.submit(_rows(1_500, f"r{i}"), reserved=True)
+
+    with ThreadPoolExecutor(6) as pool:
+        accepted = list(pool.map(request, range(12)))
+    _written(log, 18_000, timeout=60)
+    log.stop()
+    assert all(accepted) and log.written == 18_000 and log.dropped == 0
