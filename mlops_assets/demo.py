@@ -20,10 +20,20 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from dagster import DagsterInstance, RunRequest, SensorDefinition, SensorResult, build_sensor_context
+from dagster import (
+    DagsterInstance,
+    DagsterRun,
+    DeleteDynamicPartitionsRequest,
+    RunRequest,
+    SensorDefinition,
+    SensorResult,
+    build_sensor_context,
+)
 
 from mlops_assets.settings import Settings
 
+#: The tag the daemon puts the RunRequest's run_key in (dagster._core.storage.tags.RUN_KEY_TAG).
+RUN_KEY_TAG = "dagster/run_key"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -47,24 +57,40 @@ class Loop:
         self.cursors: dict[str, str | None] = {}
 
     def tick(self, sensor: SensorDefinition) -> tuple[list[RunRequest], str]:
+        """One evaluation; its requests come back tagged as the daemon tags the runs it launches."""
         result = sensor(build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name)))
         if not isinstance(result, SensorResult):
             return [], result.skip_message or ""
         for request in result.dynamic_partitions_requests or []:
-            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            if isinstance(request, DeleteDynamicPartitionsRequest):
+                for key in request.partition_keys:
+                    self.instance.delete_dynamic_partition(request.partitions_def_name, key)
+            else:
+                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         self.cursors[sensor.name] = result.cursor or self.cursors.get(sensor.name)
         skip = result.skip_reason.skip_message if result.skip_reason else ""
-        return list(result.run_requests or []), skip
+        return [_as_launched_by(sensor, r) for r in result.run_requests or []], skip
 
     def execute(self, job_name: str, request: RunRequest):
+        """Runs a request in process with its tags and run config, as the daemon would launch it."""
         job = self.defs.resolve_job_def(job_name)
         return job.execute_in_process(
             partition_key=request.partition_key,
             instance=self.instance,
             tags=request.tags,
-            run_config=QUIET,
+            run_config={**QUIET, **(request.run_config or {})},
             raise_on_error=False,
         )
+
+
+def _as_launched_by(sensor: SensorDefinition, request: RunRequest) -> RunRequest:
+    """The request with the tags the daemon adds to the runs it launches (sensor name, run key):
+    the demo's runs are the sensors' runs, so the UI shows who started them and the daemon of
+    `make dev` recognises their run keys instead of launching them a second time."""
+    tags = {**request.tags, **DagsterRun.tags_for_sensor(sensor)}
+    if request.run_key:
+        tags[RUN_KEY_TAG] = request.run_key
+    return request.with_replaced_attrs(tags=tags)
 
 
 def _meta(result, node: str) -> dict:
@@ -91,6 +117,17 @@ def failure_reason(result) -> str:
         )
         reasons.append(f"{event.step_key}: {text.splitlines()[0] if text else 'failed'}")
     return "; ".join(reasons) or f"run {result.run_id} failed"
+
+
+def _ingest_failure(instance: DagsterInstance, key: str, result) -> str:
+    """Why a batch is not in and, when it failed its checks, the one action that recovers it
+    (the same the ingestion sensor names under `make dev`)."""
+    from mlops_assets.sensors import bad_batch_action, failed_checks
+
+    reason = f"batch {key} could not be ingested (run {result.run_id}): {failure_reason(result)}"
+    if failed_checks(instance, result.run_id):
+        reason += f"\nThe data is bad; with `make dev` running, {bad_batch_action(key)}"
+    return reason
 
 
 def _scores(metrics: dict) -> str:
@@ -120,7 +157,7 @@ def run(max_batches: int | None) -> str | None:
         ingest = loop.execute("ingest_job", requests[0])
         key = requests[0].partition_key
         if not ingest.success:
-            raise DemoError(f"batch {key} could not be ingested (run {ingest.run_id}): {failure_reason(ingest)}")
+            raise DemoError(_ingest_failure(loop.instance, key, ingest))
         clean, drift = _meta(ingest, "clean_listings"), _meta(ingest, "drift_report")
         if not drift:  # nothing materialized: the source had no such batch; the sensor says so and stops
             _, skip = loop.tick(ingestion_sensor)

@@ -89,6 +89,8 @@ def test_a_batch_that_cannot_be_ingested_fails_the_demo_with_its_reason(tmp_path
     assert re.findall(r"^batch (\d{5}) \|", demo.stdout, re.M) == ["00001"]
     assert "FAILED: batch 00002 could not be ingested" in demo.stderr
     assert "price: 1 non-numeric value(s), e.g. 'call for price'" in demo.stderr
+    # and how to recover it: a plain re-run would replay the stored bad copy
+    assert """run config {"ops": {"raw_listings": {"config": {"refetch": true}}}}""" in demo.stderr
     assert "Traceback" not in demo.stderr
 
 
