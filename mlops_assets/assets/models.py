@@ -13,6 +13,7 @@ from pydantic import Field
 
 from mlops_assets.assets.drift import NO_DRIFT, PIPELINE_JOB, drift_report
 from mlops_assets.assets.listings import clean_listings
+from mlops_assets.assets.repair import repair
 from mlops_assets.core.baseline import MedianPriceBaseline
 from mlops_assets.core.features import fit_transform_training, to_target, transform
 from mlops_assets.core.metrics import METRIC_NAMES, regression_metrics
@@ -91,6 +92,7 @@ def candidate_model(
     batch_id = context.partition_key
     db = warehouse.get()
     report = queries.latest_drift_report(db, batch_id)
+    repaired = _repair(context, mlflow, db)
     if config.mode == "if_drift":
         if report is None:
             raise Failure(f"batch {batch_id} has no drift report: materialize drift_report first")
@@ -118,6 +120,7 @@ def candidate_model(
         "why": why,
         "drift_report_id": report["report_id"] if report else "",
         "training_rows": str(len(train)),
+        "holdout_rows": str(len(holdout)),
         "holdout_digest": holdout_digest,
     }
     recorded, shap_importance = record_training(
@@ -176,8 +179,17 @@ def candidate_model(
             "cv_r2_std": round(model.cv_r2_std, 4),
             "best_params": MetadataValue.json(model.params),
             "mean_abs_shap": MetadataValue.json(shap_importance),
+            **({"repaired": MetadataValue.md("\n".join(f"- {line}" for line in repaired))} if repaired else {}),
         }
     )
+
+
+def _repair(context: AssetExecutionContext, mlflow: MlflowResource, db) -> list[str]:
+    """Repair what an earlier failed run left half-written (see `assets/repair.py`), and say so."""
+    repaired = repair(mlflow.registry(), db, mlflow.experiment, context.instance)
+    for line in repaired:
+        context.log.warning(f"repaired: {line}")
+    return repaired
 
 
 def _score(model: LoadedModel, rows: pd.DataFrame) -> dict[str, float]:
@@ -204,6 +216,7 @@ def champion_model(
 ) -> MaterializeResult:
     batch_id = context.partition_key
     db = warehouse.get()
+    repaired = _repair(context, mlflow, db)
     row = queries.candidate_for(db, mlflow.model_name, batch_id, context.run.run_id)
     if row is None:
         raise Failure(f"no candidate was trained for batch {batch_id}: materialize candidate_model first")
@@ -235,11 +248,9 @@ def champion_model(
         if unscorable:
             reason = verdict.reason.replace("; no champion yet", "")
             verdict = Verdict(verdict.promoted, f"{reason}; {unscorable}: judged against the baseline only")
-        if verdict.promoted:
-            registry.promote(candidate.version, verdict.reason)
-        else:
-            registry.set_verdict(candidate.version, "rejected", verdict.reason)
 
+    # The warehouse first, then the registry's verdict, then the alias: a failure between two writes leaves a
+    # state the next run repairs (assets/repair.py), never a served version without its recorded verdict.
     db.update(
         model_history,
         {"model_name": mlflow.model_name, "model_version": int(candidate.version)},
@@ -253,6 +264,11 @@ def champion_model(
             "decided_at": datetime.now(UTC),
         },
     )
+    if champion_version != candidate.version:
+        if verdict.promoted:
+            registry.promote(candidate.version, verdict.reason)
+        else:
+            registry.set_verdict(candidate.version, "rejected", verdict.reason)
     outcome = "promoted" if verdict.promoted else "rejected"
     context.log.info(f"v{candidate.version} {outcome}: {verdict.reason}")
     notified = "not configured"
@@ -285,5 +301,6 @@ def champion_model(
             "previous_champion_metrics": MetadataValue.json(champion_metrics or {}),
             "holdout_rows": len(holdout),
             "serving_reload": notified,
+            **({"repaired": MetadataValue.md("\n".join(f"- {line}" for line in repaired))} if repaired else {}),
         }
     )

@@ -107,13 +107,19 @@ class ModelRegistry:
         self.client.set_model_version_tag(self.model_name, str(version), "verdict_reason", reason[:5000])
         self.client.set_model_version_tag(self.model_name, str(version), "verdict", verdict)
 
+    def versions(self, newest: int = 50) -> list:
+        """The newest registered versions (MLflow ModelVersion objects, with their tags), newest first."""
+        return list(
+            self.client.search_model_versions(
+                f"name='{_quoted(self.model_name)}'", max_results=newest, order_by=["version_number DESC"]
+            )
+        )
+
     def best_candidate(self, metric: str = "rmse_log", newest: int = 50) -> dict | None:
         """When no version holds the alias: the best of the newest registered versions by `metric`
         (lower is better), with its figures and its verdict - what an operator needs to decide on a
         manual promotion. None when nothing was registered."""
-        versions = self.client.search_model_versions(
-            f"name='{_quoted(self.model_name)}'", max_results=newest, order_by=["version_number DESC"]
-        )
+        versions = self.versions(newest)
         best: dict | None = None
         for model_version in versions:
             metrics = self.client.get_run(model_version.run_id).data.metrics if model_version.run_id else {}
