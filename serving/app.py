@@ -83,6 +83,7 @@ def health() -> dict[str, Any]:
             "written_rows": log.written,
             "last_rejection": log.last_rejection,
         },
+        "all_workers_serve": service.all_workers_serve(),
         "worker_pid": os.getpid(),
         "uptime_seconds": round(time.time() - service.started_at, 1),
     }

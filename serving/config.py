@@ -48,6 +48,7 @@ class ServingConfig:
     log_batch_rows: int
     log_flush_seconds: float
     log_wait_seconds: float
+    load_wait_seconds: float
     run_dir: str | None
 
     @classmethod
@@ -65,5 +66,6 @@ class ServingConfig:
             log_batch_rows=int(_number(env, "MLOPS_INFERENCE_LOG_BATCH_ROWS", 2_000, 1)),
             log_flush_seconds=_number(env, "MLOPS_INFERENCE_LOG_FLUSH_SECONDS", 1.0, 0.01),
             log_wait_seconds=_number(env, "MLOPS_INFERENCE_LOG_WAIT_SECONDS", 10.0, 0.0),
+            load_wait_seconds=_number(env, "MLOPS_SERVING_LOAD_WAIT_SECONDS", 60.0, 0.0),
             run_dir=env.get("MLOPS_SERVING_RUN_DIR") or None,
         )

@@ -8,11 +8,13 @@ the registry (model versions), never from request text.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
 ENDPOINTS = ("predict", "batch_predict", "explain")
-OUTCOMES = ("ok", "invalid", "unavailable", "error")
+OUTCOMES = ("ok", "invalid", "unavailable", "busy", "error")
 
 PREDICTIONS = Counter(
     "predictions_total",
@@ -76,3 +78,11 @@ def observe_prices(prices: np.ndarray) -> None:
     for bucket, count in zip(PRICE._buckets, counts.tolist(), strict=True):
         if count:
             bucket.inc(count)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Withdraw a dead worker's live gauges (model_info, model_loaded) from the multiprocess directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)

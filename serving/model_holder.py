@@ -14,6 +14,7 @@ created per `bentoml serve` by the service's deployment hook) and wait until the
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -53,6 +54,23 @@ class WorkerSync:
 
     def withdraw(self) -> None:
         self.status_file.unlink(missing_ok=True)
+
+    def reap_dead(self) -> list[int]:
+        """Remove the files of workers that died without withdrawing (killed); returns their pids."""
+        dead = []
+        for path in self.directory.glob("worker-*.json"):
+            try:
+                pid = int(json.loads(path.read_text())["pid"])
+            except (OSError, ValueError, KeyError):
+                continue
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                path.unlink(missing_ok=True)
+                dead.append(pid)
+            except OSError:
+                continue
+        return dead
 
     def versions(self) -> dict[int, str | None]:
         """The version each live worker serves."""
@@ -100,6 +118,26 @@ class ModelHolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def starting(self) -> bool:
+        """True until this worker's first check has an outcome: a model, no champion, or an error."""
+        return self.current is None and self.no_champion is None and self.last_error is None
+
+    async def model_for_request(self, wait_seconds: float) -> Champion | None:
+        """The champion; a worker still starting (a fresh or respawned one) holds the request until its model
+        is in, instead of answering 503 for a champion that exists (at most `wait_seconds`)."""
+        deadline = time.monotonic() + wait_seconds
+        while self.starting and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self.current
+
+    def model_for_request_sync(self, wait_seconds: float) -> Champion | None:
+        """`model_for_request` for the endpoints BentoML runs in a thread."""
+        deadline = time.monotonic() + wait_seconds
+        while self.starting and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.current
+
     # --- the loop ---
 
     def start(self) -> None:
@@ -114,6 +152,9 @@ class ModelHolder:
     def _run(self) -> None:
         seen = self.sync.request_token() if self.sync else 0
         if self.sync is not None:
+            for pid in self.sync.reap_dead():  # a killed worker's live gauges would report its model forever
+                metrics.mark_process_dead(pid)
+                logger.info("worker %d died without stopping; its metrics are withdrawn", pid)
             self.sync.publish(None)
         next_poll = 0.0
         while not self._stop.is_set():
@@ -163,6 +204,17 @@ class ModelHolder:
             self.no_champion = None
             if version == old:
                 self.last_error = None
+                return old, old
+            verdict = registry.verdict(version)
+            if verdict not in SERVABLE_VERDICTS:  # the alias moved outside the gate (the MLflow UI, a script)
+                self.last_error = (
+                    f"version {version} holds the alias {self.alias!r} without a promotion verdict "
+                    f"(verdict: {verdict or 'none'}): not served; still serving {old or 'nothing'}. "
+                    f"Promote through the gate or {HOW_TO_PROMOTE}"
+                )[:500]
+                if self._failed_version != version:
+                    logger.warning(self.last_error)
+                self._failed_version = version
                 return old, old
             try:
                 champion = Champion.prepare(registry.load(version), self.alias)
@@ -219,6 +271,9 @@ class ModelHolder:
             "all_workers_synced": all(v == new for v in workers.values()),
         }
 
+
+#: Verdict tags that the promotion gate or a recorded manual promotion write (mlops_assets/manual_promotion.py).
+SERVABLE_VERDICTS = ("promoted", "promoted_manually")
 
 HOW_TO_PROMOTE = (
     "to serve a candidate anyway, launch the Dagster job promote_manually with its version and a reason "

@@ -111,13 +111,22 @@ class HousePriceService:
         self.warehouse.dispose()
 
     def __is_ready__(self) -> bool:
-        """`/readyz`: ready once this worker serves a model; while there is no champion, a 503 that
-        says why (the best candidate and the rule it failed)."""
+        """`/readyz`: ready once every worker serves a model - whichever worker answers, and a respawned
+        worker counts as not serving until its model is in; while there is no champion, a 503 that says why
+        (the best candidate and the rule it failed)."""
         if self.holder.current is None and self.holder.no_champion is not None:
             from starlette.exceptions import HTTPException
 
             raise HTTPException(status_code=503, detail=self.holder.no_champion["message"])
-        return self.holder.current is not None
+        return self.holder.current is not None and self.all_workers_serve()
+
+    def all_workers_serve(self) -> bool:
+        """Every live worker has published a model, and as many workers as configured have."""
+        sync = self.holder.sync
+        if sync is None:
+            return True
+        versions = list(sync.versions().values())
+        return len(versions) >= self.config.workers and all(v is not None for v in versions)
 
     # --- helpers ---
 
@@ -188,7 +197,7 @@ class HousePriceService:
     async def predict(self, body: PropertyBody, /) -> JSONResponse:
         """The price of one property, in US dollars."""
         started = time.perf_counter()
-        champion = self.holder.current
+        champion = await self.holder.model_for_request(CONFIG.load_wait_seconds)
         try:
             prop = parse_property(body.data)
         except InputError as error:
@@ -226,7 +235,7 @@ class HousePriceService:
         the event loop that single predictions are answered on.
         """
         started = time.perf_counter()
-        champion = self.holder.current
+        champion = self.holder.model_for_request_sync(CONFIG.load_wait_seconds)
         try:
             items = parse_batch(body.data)
         except InputError as error:
@@ -276,7 +285,7 @@ class HousePriceService:
     async def explain(self, body: PropertyBody, /) -> JSONResponse:
         """The price and its TreeSHAP explanation; see `units` in the response for each field's unit."""
         started = time.perf_counter()
-        champion = self.holder.current
+        champion = await self.holder.model_for_request(CONFIG.load_wait_seconds)
         try:
             prop = parse_property(body.data)
         except InputError as error:

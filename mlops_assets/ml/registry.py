@@ -102,6 +102,10 @@ class ModelRegistry:
         self.set_verdict(version, verdict, reason)
         self.client.set_registered_model_alias(self.model_name, self.alias, str(version))
 
+    def verdict(self, version: str) -> str | None:
+        """The verdict tag of `version` (promoted, promoted_manually, rejected), None when it has none."""
+        return self.client.get_model_version(self.model_name, str(version)).tags.get("verdict")
+
     def set_verdict(self, version: str, verdict: str, reason: str) -> None:
         """The reason first: whoever sees a verdict finds its reason beside it."""
         self.client.set_model_version_tag(self.model_name, str(version), "verdict_reason", reason[:5000])

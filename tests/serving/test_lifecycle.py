@@ -164,3 +164,46 @@ def test_concurrent_batches_are_all_logged_while_the_database_is_up(serving: Ser
     finally:
         engine.dispose()
     assert serving.metric("inference_log_dropped_total") == dropped_before
+
+
+def test_a_worker_killed_under_load_is_replaced_without_a_503(serving: Service):
+    """Once, a respawned worker took requests before its model was in and answered 119 of them with 503, and
+    /readyz said ready while one worker was. Now a starting worker holds requests until its model is in, and
+    /readyz waits for every worker."""
+    import signal
+
+    victim = serving.get("/health").json()["worker_pid"]
+    with RequestLoop(serving) as loop:
+        wait_until(lambda: len(loop.results) > 20, 60, "requests flowing")
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: victim not in {serving.get("/health").json()["worker_pid"] for _ in range(6)}, 60,
+                   "a new worker answers")  # fmt: skip
+        wait_until(lambda: serving.get("/readyz").status_code == 200, 60, "ready again: every worker serves")
+        seen = len(loop.results)
+        wait_until(lambda: len(loop.results) > seen + 20, 60, "requests flowing after")
+    statuses = [status for status, _ in loop.results]
+    assert 503 not in statuses, statuses.count(503)
+    # only what was in flight in the killed worker can fail (the loop sends one request at a time)
+    assert sum(status != 200 for status in statuses) <= 1, [r for r in loop.results if r[0] != 200]
+    assert serving.get("/health").json()["all_workers_serve"]
+    # the killed worker's live gauges are withdrawn by its replacement: model_info names one version again
+    wait_until(lambda: serving.all_workers_serve(serving.get("/model").json()["model_version"]), 30, "model_info")
+
+
+def test_an_alias_moved_outside_the_gate_is_not_followed(serving: Service):
+    """Anyone who can reach MLflow could move the alias by hand (the UI, a script), bypassing the gate and the admin
+    token: serving follows only versions that carry a promotion verdict."""
+    serving_now = serving.get("/model").json()["model_version"]
+    unjudged = serving.register_copy(serving_now)
+    client = serving.registry().client
+    client.set_registered_model_alias(serving.model_name, "champion", unjudged)
+    try:
+        wait_until(lambda: all("without a promotion verdict" in " ".join(serving.get("/health").json()["problems"])
+                               for _ in range(6)), 30, "every worker refuses it")  # fmt: skip
+        assert serving.get("/health").json()["status"] == "degraded"
+        assert serving.post("/predict", EXAMPLE).json()["model_version"] == serving_now
+        serving.registry().promote(unjudged, "serving test: now through the gate")  # a verdict: followed
+        wait_until(lambda: serving.all_workers_serve(unjudged), 60, "every worker serves it once it has a verdict")
+    finally:
+        serving.registry().promote(serving_now, "serving test: back")
+    wait_until(lambda: serving.all_workers_serve(serving_now), 60, "back to the previous version")
