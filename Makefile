@@ -106,12 +106,14 @@ browser:
 	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; fi
 
-# promtool, from Debian's prometheus package, for tests/deploy's `promtool check rules` (idempotent;
+# promtool, from Debian's prometheus package, for tests/deploy's `promtool check rules`, and shellcheck for the
+# deployment scripts (idempotent;
 # needs root or sudo). In containers policy-rc.d keeps the packaged prometheus service from starting.
 deploy-tools:
-	@if command -v promtool >/dev/null 2>&1; then echo "promtool: $$(promtool --version 2>&1 | head -1)"; \
+	@if command -v promtool >/dev/null 2>&1 && command -v shellcheck >/dev/null 2>&1; then \
+		echo "promtool: $$(promtool --version 2>&1 | head -1); shellcheck $$(shellcheck --version | sed -n 2p)"; \
 	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends prometheus; fi
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends prometheus shellcheck; fi
 
 # The platform's Kubernetes manifests for k3d (kustomize, built into kubectl); see k8s/ and argocd/.
 render:

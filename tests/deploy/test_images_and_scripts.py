@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from tests.conftest import missing_service
 from tests.deploy.conftest import ROOT, by_kind, containers, pod_spec
 
 SCRIPT = ROOT / "deploy" / "k3d.sh"
@@ -27,7 +28,7 @@ def test_the_script_parses():
 
 def test_shellcheck():
     if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (optional: apt-get install shellcheck)")
+        missing_service("shellcheck is not installed (make deploy-tools: apt-get install shellcheck)")
     scripts = [SCRIPT, ROOT / "k8s/base/postgres/initdb/10-databases.sh"]
     result = subprocess.run(["shellcheck", "-x", *map(str, scripts)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

@@ -25,6 +25,8 @@ def test_renders_the_platform(rendered):
         ("Deployment", "serving"),
         ("Deployment", "dashboard"),
         ("Ingress", "mlops-uis"),
+        ("Ingress", "mlops-admin-uis"),
+        ("Middleware", "ui-basic-auth"),
         ("ServiceMonitor", "serving"),
         ("PrometheusRule", "mlops-serving"),
     ]:
@@ -208,6 +210,7 @@ def test_sync_waves_put_data_before_mlflow_and_serving_last(rendered):
         ("ServiceMonitor", "serving"),
         ("PrometheusRule", "mlops-serving"),
         ("Ingress", "mlops-uis"),
+        ("Ingress", "mlops-admin-uis"),
         ("Deployment", "dashboard"),
     ]:
         assert wave(objects[name]) < wave(objects["Deployment", "serving"]), name

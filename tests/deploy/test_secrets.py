@@ -45,6 +45,7 @@ ALLOWED_VALUES = {
     "grafana-admin",
     "mlops-admin-token",
     "dagster-postgresql-secret",
+    "ui-basic-auth",
     "true",
     "false",
 }
