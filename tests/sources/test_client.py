@@ -257,3 +257,28 @@ def test_concurrent_readers_of_one_group_each_get_distinct_batches(api):
         t.join()
     assert sorted(results) == [1, 2, 3]
     assert json.loads(requests.get(f"{api.url}/health", timeout=5).text) == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [(b"<html>maintenance</html>", "Expecting value"), (b'{"group_number": 1}', "'data'"), (b"[1, 2]", "indices")],
+)
+def test_an_answer_that_is_no_batch_raises_a_clear_error(body, reason):
+    """A 200 whose body is not the API's JSON (a proxy's page, another API) is a source error naming the URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ServerThread(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+    try:
+        with pytest.raises(SourceError, match=rf"GET {server.url}/data\?.* returned no batch: .*{reason}"):
+            client(server.url, retries=0).next_batch()
+    finally:
+        server.close()
