@@ -99,6 +99,9 @@ def test_with_the_database_away_predictions_go_on_and_drops_are_counted(serving:
         wait_until(lambda: serving.get("/health").json()["status"] == "degraded", 30, "health reports the database")
         assert serving.get("/predictions/history", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 503
         assert serving.get("/metrics/summary").status_code == 503
+        for path in (f"/predictions/{uuid.uuid4().hex}/lineage", "/batches/00001/lineage"):
+            away = serving.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
+            assert away.status_code == 503 and away.json()["error"] == "the inference log database is unavailable"
     finally:
         serving.set_database_connections(True)
 
@@ -201,7 +204,11 @@ def test_an_alias_moved_outside_the_gate_is_not_followed(serving: Service):
         wait_until(lambda: all("without a promotion verdict" in " ".join(serving.get("/health").json()["problems"])
                                for _ in range(6)), 30, "every worker refuses it")  # fmt: skip
         assert serving.get("/health").json()["status"] == "degraded"
-        assert serving.post("/predict", EXAMPLE).json()["model_version"] == serving_now
+        answers = [serving.post("/predict", EXAMPLE) for _ in range(10)]
+        versions = {a.json()["model_version"] for a in answers if a.status_code == 200}
+        # the old version keeps answering; never the unjudged one (once, under a heavily loaded machine, one
+        # answer here was not a 200: its body is shown if that happens again)
+        assert versions == {serving_now}, [(a.status_code, a.text[:300]) for a in answers]
         serving.registry().promote(unjudged, "serving test: now through the gate")  # a verdict: followed
         wait_until(lambda: serving.all_workers_serve(unjudged), 60, "every worker serves it once it has a verdict")
     finally:
