@@ -8,6 +8,7 @@ state means, history and summaries all come from these calls.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -72,6 +73,8 @@ class ServingClient:
             raise ServingError(f"Serving refused the input: {_detail(payload)}", status=422)
         if response.status_code in (401, 403):
             raise ServingError(f"Not allowed: {_detail(payload)}", status=response.status_code)
+        if response.status_code == 404 and isinstance(payload, dict) and payload.get("error"):
+            raise ServingError(f"Not found: {_detail(payload)}", status=404)
         if response.status_code >= 400:
             raise ServingError(
                 f"Serving answered HTTP {response.status_code} to {method} {path}: {_detail(payload)}",
@@ -100,12 +103,23 @@ class ServingClient:
     def explain(self, prop: dict) -> dict:
         return self._call("POST", "/explain", json=prop)
 
+    def _read_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.read_token}"} if self.read_token else {}
+
     def predictions(self, limit: int = 100, state: str | None = None) -> dict:
         params: dict[str, Any] = {"limit": limit}
         if state:
             params["state"] = state
-        headers = {"Authorization": f"Bearer {self.read_token}"} if self.read_token else {}
-        return self._call("GET", "/predictions/history", params=params, headers=headers)
+        return self._call("GET", "/predictions/history", params=params, headers=self._read_headers())
+
+    def lineage(self, request_id: str) -> dict:
+        """A logged prediction's lineage: model, runs, training batches, drift report, verdict (read token)."""
+        path = f"/predictions/{quote(request_id, safe='')}/lineage"
+        return self._call("GET", path, headers=self._read_headers())
+
+    def batch_lineage(self, batch_id: str) -> dict:
+        """The models trained on a batch and the predictions they served (read token)."""
+        return self._call("GET", f"/batches/{quote(batch_id, safe='')}/lineage", headers=self._read_headers())
 
     def summary(self) -> dict:
         return self._call("GET", "/metrics/summary")

@@ -50,8 +50,8 @@ class DashboardConfig:
         return cls(
             settings=settings,
             serving_url=serving,
-            dagster_url=_url(env, "MLOPS_DAGSTER_URL") or DEFAULT_DAGSTER_URL,
-            mlflow_url=_url(env, "MLOPS_MLFLOW_URL") or mlflow_ui,
+            dagster_url=settings.dagster_url or DEFAULT_DAGSTER_URL,  # MLOPS_DAGSTER_URL, as serving reads it
+            mlflow_url=settings.mlflow_url or mlflow_ui,  # MLOPS_MLFLOW_URL
             grafana_url=_url(env, "MLOPS_GRAFANA_URL"),
             api_docs_url=_url(env, "MLOPS_API_DOCS_URL") or f"{serving}/",
             timeout_s=_seconds(env, "MLOPS_DASHBOARD_TIMEOUT", 20.0),

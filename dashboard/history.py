@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mlops_assets.storage.object_store import ObjectStore
-from mlops_assets.storage.warehouse import drift_reports, model_history
+from mlops_assets.storage.warehouse import drift_reports, model_diffs, model_history
 
 
 class HistoryError(Exception):
@@ -78,6 +78,24 @@ class History:
         """Every drift report, by batch: the decision (trained or skipped), why, per-column scores."""
         query = sa.select(drift_reports).order_by(drift_reports.c.batch_id, drift_reports.c.created_at)
         return self._read(query, drift_reports, "No drift report yet: no batch has been judged.")
+
+    def model_diffs(self, model_name: str) -> pd.DataFrame:
+        """Every stored model diff (a candidate against the champion it was judged against), by version."""
+        query = (
+            sa.select(model_diffs)
+            .where(model_diffs.c.model_name == model_name)
+            .order_by(model_diffs.c.new_version, model_diffs.c.old_version)
+        )
+        return self._read(query, model_diffs, "No model diff stored yet.")
+
+    def read(self, statement: sa.Select) -> pd.DataFrame:
+        """Any read-only select (what `storage.queries` asks a warehouse for, e.g. `clean_through`)."""
+        try:
+            with self.engine.connect() as connection:
+                return pd.read_sql(statement, connection)
+        except sa.exc.SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", error)).splitlines()[0][:200]
+            raise HistoryError(f"The warehouse at {safe_url(self.url)} cannot be read: {reason}") from None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -54,6 +54,16 @@ def drift_history(url: str) -> pd.DataFrame:
     return _history(url).drift_reports()
 
 
+@st.cache_data(ttl=15, show_spinner=False)
+def stored_diffs(url: str, model_name: str) -> pd.DataFrame:
+    return _history(url).model_diffs(model_name)
+
+
+def history(url: str) -> History:
+    """The warehouse's read-only history (one engine per URL)."""
+    return _history(url)
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def known_states(serving_url: str, timeout_s: float) -> list[dict]:
     """The champion's states with their mean training price (from serving's /states)."""

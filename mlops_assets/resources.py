@@ -124,7 +124,10 @@ class MlflowResource(ConfigurableResource):
 
 
 class DriftRuleResource(ConfigurableResource):
-    """The drift rule's statistics and thresholds (see `mlops_assets.ml.drift`)."""
+    """The drift rule's statistics and thresholds (see `mlops_assets.ml.drift`).
+
+    `require_importance` (off by default): a drifted column counts only when the features derived from it
+    carry at least `min_importance_share` of the champion's mean |SHAP|; the report shows its decision either way."""
 
     numeric_method: str = DriftRule.numeric_method
     numeric_threshold: float = DriftRule.numeric_threshold
@@ -133,6 +136,8 @@ class DriftRuleResource(ConfigurableResource):
     min_drifted_columns: int = DriftRule.min_drifted_columns
     min_category_share: float = DriftRule.min_category_share
     sample_rows: int = DriftRule.sample_rows
+    require_importance: bool = DriftRule.require_importance
+    min_importance_share: float = DriftRule.min_importance_share
 
     def rule(self) -> DriftRule:
         return DriftRule(**self.model_dump())

@@ -24,6 +24,11 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    """A base URL without its trailing slash; None when unset or blank."""
+    return (env.get(name) or "").strip().rstrip("/") or None
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     """One of `choices` (the first is the default)."""
     raw = env.get(name, "").strip().lower() or choices[0]
@@ -53,7 +58,11 @@ class Settings:
     admin_token: str | None
     gate_mode: str = "relative"
     read_token: str | None = None
-    """Bearer token for serving's per-request history (the admin token works too)."""
+    """Bearer token for serving's per-request history and lineage (the admin token works too)."""
+    dagster_url: str | None = None
+    """The Dagster UI as a browser reaches it (MLOPS_DAGSTER_URL): serving's lineage links into it when set."""
+    mlflow_url: str | None = None
+    """The MLflow UI as a browser reaches it (MLOPS_MLFLOW_URL): serving's lineage links into it when set."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,4 +91,6 @@ class Settings:
             admin_token=env.get("MLOPS_ADMIN_TOKEN") or None,
             gate_mode=_choice(env, "MLOPS_PROMOTION_GATE", ("relative", "absolute")),
             read_token=env.get("MLOPS_READ_TOKEN") or None,
+            dagster_url=_url(env, "MLOPS_DAGSTER_URL"),
+            mlflow_url=_url(env, "MLOPS_MLFLOW_URL"),
         )

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse
 
 from mlops_assets.core.features import FEATURE_NAMES
+from mlops_assets.storage import lineage
 from mlops_assets.storage.warehouse import inference_log
 from serving.predictor import canonical_state
 
@@ -28,6 +29,9 @@ app = FastAPI(title="House price service: read endpoints", docs_url=None, redoc_
 HISTORY_MAX = 1_000
 HISTORY_COLUMNS = ("request_id", "created_at", "endpoint", "model_version", "price", "latency_ms", "state", "status",
                    "bed", "bath", "acre_lot", "house_size", "warnings")  # fmt: skip
+REQUEST_ID_FORM = "32 hex digits as /predict answers it, followed by -<item> for a /batch_predict item"
+UNKNOWN_REQUEST = "an id from another service, or one not logged yet (the log is written within seconds)"
+BATCH_ID_FORM = "a partition key such as 00001: letters, digits, '-', '_' and '.', at most 32"
 
 
 def _service():
@@ -155,6 +159,48 @@ def history(
         created = row["created_at"]
         row["created_at"] = (created if created.tzinfo else created.replace(tzinfo=UTC)).isoformat()
     return {"count": len(rows), "limit": limit, "state": state, "predictions": rows}
+
+
+@app.get("/predictions/{request_id}/lineage")
+def prediction_lineage(request_id: str, authorization: Annotated[str | None, Header()] = None) -> Any:
+    """Where one logged prediction comes from: the model version that answered, its MLflow and Dagster runs,
+    the batches it was trained on (rows per batch), the drift report behind its training and its why, its
+    verdict and the champion it replaced; links into the Dagster and MLflow UIs when MLOPS_DAGSTER_URL /
+    MLOPS_MLFLOW_URL are set. Another client's request is theirs: it needs the read (or admin) token."""
+    settings = _service().config.settings
+    refused = _check_bearer(authorization, settings.read_token, settings.admin_token)
+    if refused is not None:
+        return refused
+    if not lineage.REQUEST_ID.fullmatch(request_id):
+        return _error(422, "invalid request id", REQUEST_ID_FORM)
+    try:
+        with _service().engine.connect() as connection:
+            found = lineage.prediction_lineage(connection, request_id)
+    except (sa.exc.SQLAlchemyError, ValueError) as error:
+        return _database_down(error)
+    if found is None:
+        return _error(404, f"no logged prediction has request id {request_id}", UNKNOWN_REQUEST)
+    return lineage.add_links(found, settings.dagster_url, settings.mlflow_url)
+
+
+@app.get("/batches/{batch_id}/lineage")
+def batch_lineage(batch_id: str, authorization: Annotated[str | None, Header()] = None) -> Any:
+    """What one batch fed: the models trained on it (for it or a later batch), its rows in each one's training,
+    and how many predictions each served. Needs the read (or admin) token, like the prediction history."""
+    settings = _service().config.settings
+    refused = _check_bearer(authorization, settings.read_token, settings.admin_token)
+    if refused is not None:
+        return refused
+    if not lineage.BATCH_ID.fullmatch(batch_id):
+        return _error(422, "invalid batch id", BATCH_ID_FORM)
+    try:
+        with _service().engine.connect() as connection:
+            found = lineage.batch_lineage(connection, batch_id, settings.model_name)
+    except (sa.exc.SQLAlchemyError, ValueError) as error:
+        return _database_down(error)
+    if found is None:
+        return _error(404, f"no batch {batch_id} in the warehouse", "no raw or clean rows and no drift report")
+    return lineage.add_links(found, settings.dagster_url, settings.mlflow_url)
 
 
 @app.get("/metrics/summary")

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, ui
+from dashboard import charts, diffs, ui
 from dashboard.history import HistoryError
 
 METRICS = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "mape": "MAPE", "r2_log": "R2 (log price)",
            "rmse_log": "RMSE (log price)", "median_ape": "median APE"}  # fmt: skip
-
-
-def importance(row: pd.Series) -> dict[str, float]:
-    value = row.get("shap_importance")
-    if isinstance(value, str):
-        value = json.loads(value)
-    return value if isinstance(value, dict) else {}
 
 
 def metric_text(name: str, value: float | None) -> str:
@@ -103,33 +94,26 @@ else:
     )
     st.dataframe(side, hide_index=True, key="side_by_side")
 
-    earlier = models[models["model_version"] == previous]
-    mine, theirs = importance(row), importance(earlier.iloc[0]) if not earlier.empty else {}
-    if mine and theirs:
-        features = sorted(set(mine) | set(theirs), key=lambda f: -max(mine.get(f, 0), theirs.get(f, 0)))
-        shap = pd.DataFrame(
-            {"feature": features, "now": [mine.get(f, 0.0) for f in features],
-             "before": [theirs.get(f, 0.0) for f in features]}
-        )  # fmt: skip
-        shap["change"] = shap["now"] - shap["before"]
-        st.markdown(
-            f"What v{version} relies on, against v{previous}: mean |SHAP| per feature (log-price units; "
-            "0.1 moves a price by about 10%)."
-        )
-        long = pd.concat(
-            [
-                shap.assign(model=f"v{version}", importance=shap["now"]),
-                shap.assign(model=f"v{previous}", importance=shap["before"]),
-            ]
-        )[["feature", "model", "importance"]]
-        chart_col, table_col = st.columns([3, 2])
-        chart_col.altair_chart(charts.importance_comparison(long), key="importance")
-        table_col.dataframe(
-            shap.rename(columns={"now": f"v{version}", "before": f"v{previous}"}),
-            hide_index=True,
-            key="importance_table",
-            column_config={"change": st.column_config.NumberColumn("change", format="%+.4f")},
-        )
+    # what changed: the pipeline's stored diff of this pair (the same one the Compare models page shows)
+    st.markdown(f"**What changed from v{previous} to v{version}**")
+    try:
+        diff = diffs.stored(cfg.settings.database_url, cfg.settings.model_name, version, previous)
+    except HistoryError as error:
+        ui.show_problem(error)
+    else:
+        if diff is None:
+            st.info(
+                f"No diff is stored for v{version} against v{previous} (decided before diffs were recorded): "
+                "the Compare models page computes it."
+            )
+        else:
+            diffs.show_summary(diff, key="model_diff")
+    st.page_link(
+        "views/model_diff.py",
+        label=f"Compare v{version} with v{previous}: segments, value changes, largest movers",
+        icon=":material/compare_arrows:",
+        query_params={"new": str(version), "old": str(previous)},
+    )
 
 report_id = row.get("drift_report_id")
 if report_id:
@@ -146,4 +130,6 @@ if report_id:
                 f"**The data change behind it** (drift report `{report_id}`, batch {report['batch_id']}): "
                 f"{report['decision']}. Drifted columns: {drifted}. {report['why']}"
             )
+            if isinstance(report.get("importance_rule"), str):
+                st.caption(f"Importance-weighted: {report['importance_rule']}")
             st.page_link("views/drift.py", label="See the drift report", icon=":material/ssid_chart:")

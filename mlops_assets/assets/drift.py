@@ -2,14 +2,22 @@
 
 The reference is the clean data the current champion was trained on (every batch up to the one it
 was trained at). No champion yet means no reference: the decision is a baseline training.
+
+The columns are also ranked by drift x the champion's reliance on them (its mean |SHAP| per feature,
+mapped to the raw columns each feature derives from), and the why leads with the drifted columns the
+champion relies on. The report says what the importance option (`require_importance`) decides,
+whether or not it is applied.
 """
 
+import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from mlops_assets.assets.listings import clean_listings
-from mlops_assets.ml.drift import CATEGORICAL, NUMERIC, compare
+from mlops_assets.core.features import column_reliance
+from mlops_assets.ml.drift import CATEGORICAL, NUMERIC, DriftResult, DriftRule, compare
 from mlops_assets.partitions import batch_partitions
 from mlops_assets.resources import DriftRuleResource, MlflowResource, ObjectStoreResource, WarehouseResource
 from mlops_assets.storage import queries
@@ -34,6 +42,52 @@ def _reference_through(db, mlflow: MlflowResource, version: str) -> str:
     if "batch_id" not in tags:
         raise Failure(f"champion v{version} records no training batch (tag batch_id): cannot pick a reference")
     return tags["batch_id"]
+
+
+def _champion_reliance(db, mlflow: MlflowResource, version: str) -> tuple[dict[str, float] | None, str]:
+    """Per monitored column, the champion's reliance on it; None (and why) when it recorded no importance."""
+    row = queries.model_row(db, mlflow.model_name, version)
+    importance = (row or {}).get("shap_importance")
+    if isinstance(importance, str):
+        importance = json.loads(importance)
+    if not importance:
+        return None, f"champion v{version} recorded no mean |SHAP| per feature: no importance to weight the drift by"
+    return column_reliance(importance, NUMERIC + CATEGORICAL), ""
+
+
+def _decision(detected: bool) -> str:
+    return DRIFT if detected else NO_DRIFT
+
+
+def importance_summary(
+    result: DriftResult, rule: DriftRule, reliance: dict[str, float], version: str
+) -> tuple[str, str]:
+    """(what the importance option decides, the sentence that says it and whether it was applied)."""
+    relied = result.relied_on(rule, reliance)
+    decision = _decision(result.importance_detected(rule, reliance))
+    state = "applied" if rule.require_importance else "not applied (require_importance is off)"
+    counted = ", ".join(f"{c} ({reliance[c]:.0%})" for c in relied) if relied else "none"
+    ignored = [c for c in result.drifted_columns if c not in relied]
+    left_out = f"; not counted: {', '.join(f'{c} ({reliance.get(c, 0.0):.0%})' for c in ignored)}" if ignored else ""
+    sentence = (
+        f"importance option {state}: drifted columns carrying >= {rule.min_importance_share:.0%} of champion "
+        f"v{version}'s importance: {counted}{left_out} -> {decision}"
+    )
+    return decision, sentence
+
+
+def ranking_table(ranking: list[dict]) -> str:
+    """Markdown: the columns by drift x reliance, readable."""
+    lines = [
+        "| column | drift score | threshold | drifted | model reliance | weighted |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for r in ranking:
+        lines.append(
+            f"| {r['column']} | {r['score']:.3f} | {r['threshold']:g} | {'yes' if r['drifted'] else 'no'} | "
+            f"{r['reliance']:.0%} | {r['weighted']:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 @asset(
@@ -67,14 +121,29 @@ def drift_report(
     }
     metadata: dict = {}
     if champion is None:
-        row |= {"rows_reference": 0, "decision": BASELINE, "why": "no champion yet: a baseline model is trained"}
+        no_ranking = "absent: no champion yet, so no importance to weight the drift by"
+        row |= {
+            "rows_reference": 0,
+            "decision": BASELINE,
+            "why": "no champion yet: a baseline model is trained",
+            "importance_rule": no_ranking,
+        }
+        metadata = {"importance_ranking": no_ranking}
     else:
         through = _reference_through(db, mlflow, champion)
         reference = queries.clean_through(db, through, columns=NUMERIC + CATEGORICAL)
         rule = drift_rule.rule()
         result = compare(reference, current, rule)
-        detected = result.detected(rule)
+        reliance, no_reliance = _champion_reliance(db, mlflow, champion)
+        detected, why = result.decide(rule, reliance)
         uri = object_store.get().write_text(report_key(report_id), result.html)
+        ranking = [asdict(r) for r in result.ranking(reliance)] if reliance is not None else None
+        if reliance is not None:
+            importance_decision, importance_rule = importance_summary(result, rule, reliance, champion)
+        else:
+            unapplied = "; require_importance could not be applied: the plain rule decided"
+            applied = unapplied if rule.require_importance else ""
+            importance_decision, importance_rule = None, f"absent: {no_reliance}{applied}"
         row |= {
             "reference_batches": f"up to {through}",
             "rows_reference": len(reference),
@@ -82,15 +151,21 @@ def drift_report(
             "share_drifted": result.share_drifted,
             "drifted_columns": result.drifted_columns,
             "column_scores": result.scores(),
-            "decision": DRIFT if detected else NO_DRIFT,
-            "why": result.why(),
+            "decision": _decision(detected),
+            "why": why,
             "report_uri": uri,
+            "importance_ranking": ranking,
+            "importance_decision": importance_decision,
+            "importance_rule": importance_rule,
         }
         metadata = {
             "share_drifted": result.share_drifted,
             "drifted_columns": ", ".join(result.drifted_columns) or "none",
             "column_scores": MetadataValue.json(result.scores()),
             "report": MetadataValue.path(uri),
+            "importance_ranking": MetadataValue.md(ranking_table(ranking)) if ranking else importance_rule,
+            "importance_option": MetadataValue.md(importance_rule),
+            **({"importance_decision": importance_decision} if importance_decision else {}),
         }
     db.upsert(drift_reports, row)
     trains_here = context.job_def.name == PIPELINE_JOB

@@ -17,9 +17,11 @@ from mlops_assets.assets.repair import repair
 from mlops_assets.core.baseline import MedianPriceBaseline
 from mlops_assets.core.features import fit_transform_training, to_target, transform
 from mlops_assets.core.metrics import METRIC_NAMES, regression_metrics
+from mlops_assets.core.model_diff import summary_markdown, to_markdown
 from mlops_assets.core.promotion import Verdict, decide, fmt
 from mlops_assets.core.splits import digest, is_holdout
-from mlops_assets.ml.registry import LoadedModel
+from mlops_assets.ml.model_diff import artifact_paths, diff_models, prices
+from mlops_assets.ml.registry import LoadedModel, ModelRegistry
 from mlops_assets.ml.tracking import record_training
 from mlops_assets.ml.training import predict_price, tune_and_fit
 from mlops_assets.partitions import batch_partitions
@@ -31,7 +33,7 @@ from mlops_assets.resources import (
     WarehouseResource,
 )
 from mlops_assets.storage import queries
-from mlops_assets.storage.warehouse import metric_values, model_history
+from mlops_assets.storage.warehouse import drift_reports, metric_values, model_diff_row, model_diffs, model_history
 
 MIN_TRAINING_ROWS = 200
 
@@ -72,6 +74,13 @@ def metrics_table(rows: dict[str, dict[str, float] | None]) -> str:
     for metric in METRIC_NAMES:
         lines.append(f"| {metric} | " + " | ".join(fmt(metric, rows[n][metric]) for n in names) + " |")
     return "\n".join(lines)
+
+
+def batches_table(train: pd.DataFrame) -> str:
+    """Markdown: the training rows per batch (a listing in several batches counts in its latest), and the total."""
+    rows = train["batch_id"].value_counts().sort_index()
+    lines = ["| batch | rows |", "|---|---:|", *(f"| {batch} | {n:,} |" for batch, n in rows.items())]
+    return "\n".join([*lines, f"| **total** | **{len(train):,}** |"])
 
 
 @asset(
@@ -173,6 +182,7 @@ def candidate_model(
             "why": MetadataValue.md(why),
             "training_rows": len(train),
             "holdout_rows": len(holdout),
+            "training_batches": MetadataValue.md(batches_table(train)),
             **{k: round(v, 4) for k, v in metrics.items()},
             "metrics": MetadataValue.md(metrics_table({"candidate": metrics, "naive baseline": baseline})),
             "cv_r2_mean": round(model.cv_r2_mean, 4),
@@ -192,11 +202,66 @@ def _repair(context: AssetExecutionContext, mlflow: MlflowResource, db) -> list[
     return repaired
 
 
-def _score(model: LoadedModel, rows: pd.DataFrame) -> dict[str, float]:
-    """A model's dollar metrics on `rows`, through its own feature state."""
-    return regression_metrics(
-        rows["price"], predict_price(model.booster, transform(rows, model.feature_state).to_numpy())
-    )
+def _drift_report(db, report_id: str | None) -> dict | None:
+    """The drift report that caused a training, as recorded."""
+    if not report_id:
+        return None
+    with db.engine.connect() as connection:
+        query = drift_reports.select().where(drift_reports.c.report_id == report_id)
+        row = connection.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
+def _record_diff(
+    context: AssetExecutionContext,
+    db,
+    mlflow: MlflowResource,
+    registry: ModelRegistry,
+    judged: tuple[LoadedModel, LoadedModel],
+    holdout: pd.DataFrame,
+    row: dict,
+    metric: str,
+    judged_prices: tuple,
+) -> dict:
+    """The diff of the candidate against the champion it was judged against (core/model_diff.py), on the
+    same holdout rows: JSON and markdown with the candidate's MLflow run, a `model_diffs` row, and the
+    metadata's summary. Recording it is not part of the decision: a failure is a warning, the verdict stands."""
+    candidate, champion = judged
+    try:
+        diff = diff_models(
+            candidate,
+            champion,
+            holdout,
+            _drift_report(db, row.get("drift_report_id")),
+            metric,
+            new_price=judged_prices[0],
+            old_price=judged_prices[1],
+        )
+        json_path, markdown_path = artifact_paths(candidate.version, champion.version)
+        if candidate.run_id:
+            registry.client.log_dict(candidate.run_id, diff, json_path)
+            registry.client.log_text(candidate.run_id, to_markdown(diff), markdown_path)
+        db.upsert(
+            model_diffs,
+            model_diff_row(
+                mlflow.model_name,
+                diff,
+                created_at=datetime.now(UTC),
+                batch_id=row["batch_id"],
+                holdout_digest=row["holdout_digest"],
+                mlflow_run_id=candidate.run_id,
+                dagster_run_id=context.run.run_id,
+            ),
+        )
+    except Exception as error:  # the diff explains a decision already taken; it must not undo it
+        context.log.warning(f"the diff of v{candidate.version} against v{champion.version} was not recorded: {error}")
+        return {"model_diff": f"not recorded: {error}"}
+    context.log.info(diff["headline"])
+    return {
+        "model_diff": MetadataValue.md(summary_markdown(diff)),
+        "model_diff_headline": diff["headline"],
+        "model_diff_artifact": f"{json_path} (MLflow run {candidate.run_id})",
+    }
 
 
 @asset(
@@ -230,17 +295,21 @@ def champion_model(
             f"the holdout rows of v{candidate.version} changed since it was trained (a batch was re-loaded): "
             "retrain it before promoting"
         )
-    candidate_metrics = _score(candidate, holdout)
+    candidate_price = prices(candidate, holdout)
+    candidate_metrics = regression_metrics(holdout["price"], candidate_price)
     baseline = baseline_metrics(train, holdout)
     gate = promotion_gate.gate()
     champion_metrics = None
+    champion = champion_price = None
     if champion_version == candidate.version:
         verdict = Verdict(True, f"v{candidate.version} already holds the alias '{mlflow.alias}'")
     else:
         unscorable = None
         if champion_version is not None:
             try:
-                champion_metrics = _score(registry.load(champion_version), holdout)
+                champion = registry.load(champion_version)
+                champion_price = prices(champion, holdout)
+                champion_metrics = regression_metrics(holdout["price"], champion_price)
             except ValueError as error:  # e.g. trained by a release with other features
                 unscorable = f"champion v{champion_version} cannot be scored by this code ({error})"
                 context.log.warning(f"{unscorable}: the candidate is judged against the naive baseline only")
@@ -281,6 +350,19 @@ def champion_model(
             context.log.warning(
                 f"serving was not told to reload ({error}); it will pick v{candidate.version} up by polling"
             )
+    diff_metadata = {}
+    if champion_metrics is not None:
+        diff_metadata = _record_diff(
+            context,
+            db,
+            mlflow,
+            registry,
+            (candidate, champion),
+            holdout,
+            row,
+            gate.comparison_metric,
+            (candidate_price, champion_price),
+        )
     return MaterializeResult(
         metadata={
             "verdict": outcome,
@@ -301,6 +383,7 @@ def champion_model(
             "previous_champion_metrics": MetadataValue.json(champion_metrics or {}),
             "holdout_rows": len(holdout),
             "serving_reload": notified,
+            **diff_metadata,
             **({"repaired": MetadataValue.md("\n".join(f"- {line}" for line in repaired))} if repaired else {}),
         }
     )

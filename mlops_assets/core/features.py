@@ -37,6 +37,43 @@ FEATURE_NAMES: list[str] = [
     *(f"status_{s}" for s in STATUSES), *LOCATION_FEATURES,
 ]  # fmt: skip
 
+#: The raw listing columns each feature is computed from. The location levels are keyed by place
+#: (a city within its state, a zip within its city: the fallback runs zip -> city -> state), and
+#: `ppsf_price_estimate` also reads house_size. price is the target: no feature reads it at prediction.
+FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
+    "bed": ("bed",),
+    "bath": ("bath",),
+    "acre_lot": ("acre_lot",),
+    "house_size": ("house_size",),
+    "bed_bath_interaction": ("bed", "bath"),
+    "size_per_bed": ("house_size", "bed"),
+    "size_per_bath": ("house_size", "bath"),
+    "total_rooms": ("bed", "bath"),
+    "lot_to_house_ratio": ("acre_lot", "house_size"),
+    "acre_lot_missing": ("acre_lot",),
+    **{f"status_{s}": ("status",) for s in STATUSES},
+    "state_price_level": ("state",),
+    "city_price_level": ("state", "city"),
+    "zip_price_level": ("state", "city", "zip_code"),
+    "zip_price_per_sqft_level": ("state", "city", "zip_code"),
+    "ppsf_price_estimate": ("state", "city", "zip_code", "house_size"),
+    "zip_listings": ("zip_code",),
+}
+
+
+def column_reliance(importance: Mapping[str, float], columns: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """Per raw column, the share of the model's importance (mean |SHAP| per feature) carried by the
+    features derived, in whole or in part, from it. A feature counts for every column it reads, so
+    the shares of several columns may add up to more than 1; a column no feature reads gets 0."""
+    total = sum(abs(v) for v in importance.values())
+    if total <= 0:
+        return dict.fromkeys(columns, 0.0)
+    return {
+        column: sum(abs(v) for f, v in importance.items() if column in FEATURE_SOURCES.get(f, ())) / total
+        for column in columns
+    }
+
+
 #: What a caller must supply per listing; state and status may be missing. city and zip_code are
 #: optional: without them a listing is priced at its state's level (and says so in warnings).
 INPUT_COLUMNS = ("bed", "bath", "acre_lot", "house_size", "state", "status")

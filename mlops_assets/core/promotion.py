@@ -62,8 +62,11 @@ def fmt(metric: str, value: float) -> str:
     return f"{value:.3f}"
 
 
-def _label(metric: str) -> str:
-    return {"rmse": "RMSE", "mae": "MAE", "mape": "MAPE", "median_ape": "median APE", "rmse_log": "RMSE(log)"}[metric]
+def label(metric: str) -> str:
+    """A metric's name as the reasons write it."""
+    names = {"rmse": "RMSE", "mae": "MAE", "mape": "MAPE", "median_ape": "median APE", "rmse_log": "RMSE(log)",
+             "r2": "R2", "r2_log": "R2(log)"}  # fmt: skip
+    return names[metric]
 
 
 def decide(
@@ -106,7 +109,7 @@ def _beats_baseline(candidate: dict, baseline: dict, gate: Gate, passes: list[st
     m = gate.metric
     gain = 1.0 - candidate[m] / baseline[m] if baseline[m] > 0 else 0.0
     text = (
-        f"{_label(m)} {fmt(m, candidate[m])} vs naive baseline {fmt(m, baseline[m])} "
+        f"{label(m)} {fmt(m, candidate[m])} vs naive baseline {fmt(m, baseline[m])} "
         f"({gain:.0%} better; needs >= {gate.min_gain_over_baseline:.0%})"
     )
     if gain >= gate.min_gain_over_baseline:
@@ -130,9 +133,7 @@ def _not_worse_than_champion(
     m = gate.comparison_metric
     rows = f" on the same {holdout_rows:,} holdout rows" if holdout_rows else " on the same holdout rows"
     change = candidate[m] / champion[m] - 1
-    comparison = (
-        f"{_label(m)} {fmt(m, candidate[m])} vs champion v{version} {fmt(m, champion[m])}{rows} ({change:+.1%})"
-    )
+    comparison = f"{label(m)} {fmt(m, candidate[m])} vs champion v{version} {fmt(m, champion[m])}{rows} ({change:+.1%})"
     if candidate[m] <= champion[m] * (1 + gate.max_increase):
         passes.append(comparison)
     else:

@@ -13,10 +13,17 @@ no model cares about. The rule instead measures how far each distribution moved:
 
 A batch is drifted when at least `min_drifted_columns` columns (default 1) drifted. Methods and
 thresholds are configurable (`DriftRule`, the `drift_rule` resource).
+
+Importance-weighted: given the champion's reliance on each column (the share of its mean |SHAP|
+carried by the features derived from the column, `core.features.column_reliance`), the columns are
+ranked by severity (score / threshold) x reliance, and the why leads with the drifted columns the
+model relies on. `require_importance` (off by default) counts a drifted column only when it carries
+at least `min_importance_share` of the importance; the report always says what that would decide.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -44,6 +51,27 @@ class DriftRule:
     """Categories rarer than this in the reference are pooled as "(other)"."""
     sample_rows: int = 50_000
     """Each side is sampled down to this many rows (seeded): enough for the statistics, bounded time."""
+    require_importance: bool = False
+    """When True, a drifted column counts only if the champion relies on it (`min_importance_share`)."""
+    min_importance_share: float = 0.05
+    """The share of the champion's importance (mean |SHAP|) the features derived from a drifted column
+    must carry for it to count under `require_importance`; reported either way."""
+
+
+@dataclass(frozen=True)
+class RankedColumn:
+    """A monitored column weighted by how much the champion relies on it."""
+
+    column: str
+    score: float
+    threshold: float
+    drifted: bool
+    severity: float
+    """score / threshold (threshold / score for p-value methods): >= 1 is past the threshold."""
+    reliance: float
+    """The share of the champion's mean |SHAP| carried by features derived from this column."""
+    weighted: float
+    """severity x reliance: the ranking key."""
 
 
 @dataclass(frozen=True)
@@ -68,19 +96,65 @@ class DriftResult:
     def share_drifted(self) -> float:
         return len(self.drifted_columns) / len(self.columns) if self.columns else 0.0
 
-    def detected(self, rule: DriftRule) -> bool:
+    def detected(self, rule: DriftRule, reliance: Mapping[str, float] | None = None) -> bool:
+        """The rule's decision; with `require_importance` (and a champion's reliance to apply it) only
+        drifted columns the champion relies on count."""
+        if rule.require_importance and reliance is not None:
+            return self.importance_detected(rule, reliance)
         return len(self.drifted_columns) >= rule.min_drifted_columns
 
-    def why(self) -> str:
-        """Markdown: what moved past its threshold, or that nothing did (and what came closest)."""
+    def decide(self, rule: DriftRule, reliance: Mapping[str, float] | None = None) -> tuple[bool, str]:
+        """(drifted, why) under the rule; the why says so first when the importance option changed the decision."""
+        detected = self.detected(rule, reliance)
+        why = self.why(reliance)
+        if detected != self.detected(rule):
+            why = f"no drifted column carries >= {rule.min_importance_share:.0%} of the champion's importance: {why}"
+        return detected, why
+
+    def relied_on(self, rule: DriftRule, reliance: Mapping[str, float]) -> list[str]:
+        """The drifted columns carrying at least `min_importance_share` of the champion's importance."""
+        return [c for c in self.drifted_columns if reliance.get(c, 0.0) >= rule.min_importance_share]
+
+    def importance_detected(self, rule: DriftRule, reliance: Mapping[str, float]) -> bool:
+        """What `require_importance` decides, whether or not it is applied."""
+        return len(self.relied_on(rule, reliance)) >= rule.min_drifted_columns
+
+    def ranking(self, reliance: Mapping[str, float]) -> list[RankedColumn]:
+        """Every monitored column, by drift severity x the champion's reliance on it (largest first)."""
+        ranked = []
+        for name, c in self.columns.items():
+            severity = _severity(c)
+            share = float(reliance.get(name, 0.0))
+            ranked.append(RankedColumn(name, c.score, c.threshold, c.drifted, severity, share, severity * share))
+        return sorted(ranked, key=lambda r: (-r.weighted, -r.severity, r.column))
+
+    def why(self, reliance: Mapping[str, float] | None = None) -> str:
+        """Markdown: what moved past its threshold, or that nothing did (and what came closest).
+
+        With the champion's `reliance`, the drifted columns it relies on most come first, each with
+        its share of the champion's importance."""
         if self.drifted_columns:
-            return "; ".join(self.changes[c] for c in self.drifted_columns)
+            if reliance is None:
+                return "; ".join(self.changes[c] for c in self.drifted_columns)
+            ordered = [r.column for r in self.ranking(reliance) if r.drifted]
+            return "; ".join(f"{self.changes[c]} ({_reliance_text(reliance.get(c, 0.0))})" for c in ordered)
         closest = max(self.columns, key=lambda c: self.columns[c].score / self.columns[c].threshold)
         c = self.columns[closest]
         return f"no column moved past its threshold (closest: {closest} {c.score:.3f} of {c.threshold})"
 
     def scores(self) -> dict[str, dict]:
         return {name: asdict(c) for name, c in self.columns.items()}
+
+
+def _severity(column: ColumnDrift) -> float:
+    """How far a column moved relative to its threshold (>= 1: drifted), for either kind of method."""
+    if column.method in _PVALUE_METHODS:
+        return min(column.threshold / max(column.score, 1e-12), 1e6)
+    return column.score / column.threshold if column.threshold > 0 else 0.0
+
+
+def _reliance_text(share: float) -> str:
+    return f"the model's reliance: {share:.0%}" if share > 0 else "not a model input"
 
 
 def _sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:

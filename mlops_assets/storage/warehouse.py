@@ -90,6 +90,11 @@ drift_reports = sa.Table(
     sa.Column("why", sa.Text, nullable=False),
     sa.Column("report_uri", sa.Text),
     sa.Column("dagster_run_id", sa.String(64)),
+    # importance-weighted drift (ml/drift.py): columns ranked by drift x the champion's reliance on them,
+    # and what the importance option decides (applied or not: `importance_rule` says which)
+    sa.Column("importance_ranking", sa.JSON),
+    sa.Column("importance_decision", sa.String(64)),
+    sa.Column("importance_rule", sa.Text),
 )
 
 model_history = sa.Table(
@@ -122,6 +127,61 @@ model_history = sa.Table(
     sa.Column("params", sa.JSON),
     sa.Column("shap_importance", sa.JSON),
 )
+
+
+#: One row per model diff (core/model_diff.py): a candidate against the champion it was judged against,
+#: on the same holdout rows. Headline columns for queries; the whole diff in `diff`.
+model_diffs = sa.Table(
+    "model_diffs",
+    metadata,
+    sa.Column("model_name", sa.String(128), primary_key=True),
+    sa.Column("new_version", sa.Integer, primary_key=True),
+    sa.Column("old_version", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("batch_id", sa.String(32)),
+    sa.Column("holdout_rows", sa.Integer, nullable=False),
+    sa.Column("holdout_digest", sa.String(32)),
+    sa.Column("metric", sa.String(16), nullable=False),
+    sa.Column("old_metric", sa.Float),
+    sa.Column("new_metric", sa.Float),
+    sa.Column("metric_change", sa.Float),
+    sa.Column("share_moved_5", sa.Float),
+    sa.Column("share_moved_10", sa.Float),
+    sa.Column("share_moved_20", sa.Float),
+    sa.Column("median_value_change", sa.Float),
+    sa.Column("most_moved_state", sa.String(64)),
+    sa.Column("headline", sa.Text, nullable=False),
+    sa.Column("drift_report_id", sa.String(64)),
+    sa.Column("mlflow_run_id", sa.String(64)),
+    sa.Column("dagster_run_id", sa.String(64)),
+    sa.Column("diff", sa.JSON, nullable=False),
+)
+
+
+def model_diff_row(model_name: str, diff: dict, **extra: object) -> dict:
+    """A model_diffs row from a diff (`core.model_diff`): its headline figures and the whole JSON."""
+    moved = diff["value_changes"]["share_moved"]
+    where = diff["value_changes"]["moved_by_state"]
+    metric = diff["metric"]
+    return {
+        "model_name": model_name,
+        "new_version": int(diff["new_version"]),
+        "old_version": int(diff["old_version"]),
+        "holdout_rows": diff["rows"],
+        "metric": metric,
+        "old_metric": diff["overall"]["old"][metric],
+        "new_metric": diff["overall"]["new"][metric],
+        "metric_change": diff["overall"]["relative"][metric],
+        "share_moved_5": moved.get("5%"),
+        "share_moved_10": moved.get("10%"),
+        "share_moved_20": moved.get("20%"),
+        "median_value_change": diff["value_changes"]["median"],
+        "most_moved_state": where[0]["state"] if where else None,
+        "headline": diff["headline"],
+        "drift_report_id": (diff.get("drift") or {}).get("report_id"),
+        "diff": diff,
+        **extra,
+    }
 
 
 #: One row per served prediction (serving writes it off the request path; see serving/inference_log.py).

@@ -26,6 +26,9 @@ from tests.processes import ROOT, start_bentoml, stop_process
 APP = ROOT / "dashboard" / "app.py"
 TOKEN = "dashboard-test-token"
 READ_TOKEN = "dashboard-test-read-token"
+DAGSTER_UI = "http://dagster.test:3001"
+MLFLOW_UI = "http://mlflow.test:5000"
+"""The UIs serving links its lineage answers into (MLOPS_DAGSTER_URL, MLOPS_MLFLOW_URL)."""
 
 
 @dataclass
@@ -91,6 +94,8 @@ def start_serving(home: Path) -> Serving:
         **platform_env(home),
         "MLOPS_ADMIN_TOKEN": TOKEN,
         "MLOPS_READ_TOKEN": READ_TOKEN,
+        "MLOPS_DAGSTER_URL": DAGSTER_UI,
+        "MLOPS_MLFLOW_URL": MLFLOW_UI,
         "MLOPS_SERVING_WORKERS": "1",
         "MLOPS_SERVING_POLL_SECONDS": "1",
         "MLOPS_INFERENCE_LOG_FLUSH_SECONDS": "0.1",

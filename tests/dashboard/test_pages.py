@@ -9,6 +9,7 @@ from streamlit import dataframe_util
 
 from dashboard.ui import money
 from mlops_assets.storage.object_store import ObjectStore
+from mlops_assets.storage.warehouse import Warehouse, model_diffs, model_history
 from tests.dashboard.conftest import READ_TOKEN, TOKEN, Platform, clean, eventually, open_page, texts
 
 pytestmark = pytest.mark.slow
@@ -119,9 +120,15 @@ def test_model_history_lists_promoted_and_rejected_models_with_their_reasons(on_
         "R2", "RMSE", "MAE", "MAPE", "R2 (log price)", "RMSE (log price)", "median APE"
     ]  # fmt: skip
     assert "-" not in set(side["naive baseline"]) and side["v2"].iloc[6].endswith("%")
+    # what changed: the diff the pipeline stored for v2 against v1 (the Compare models page shows all of it)
+    [stored] = [d for d in stored_diffs(on_platform) if (d["new_version"], d["old_version"]) == (2, 1)]
+    assert f"**{stored['headline']}**" in texts(at.markdown)
+    assert any(c.startswith("Stored by the pipeline when v2 was judged against v1") for c in texts(at.caption))
     importance = at.dataframe[2].value
     assert {"house_size", "state_price_level"} <= set(importance["feature"])
-    assert importance["change"].tolist() == pytest.approx((importance["v2"] - importance["v1"]).tolist())
+    assert importance["change"].tolist() == pytest.approx((importance["v2"] - importance["v1"]).tolist(), abs=1e-5)
+    [link] = [p for p in at.get("page_link") if p.proto.label.startswith("Compare v2 with v1")]
+    assert link.proto.query_string == "new=2&old=1"
     drift = [m for m in texts(at.markdown) if m.startswith("**The data change behind it**")]
     assert drift and "`00003-vs-v1`" in drift[0] and "state mix:" in drift[0]
 
@@ -185,3 +192,43 @@ def test_the_sidebar_shows_serving_and_reloads_only_with_the_admin_token(on_plat
     at = at.text_input(key="admin_token").input(TOKEN).run()
     at = at.button(key="reload").click().run()
     assert texts(at.sidebar.success)[-1] == "serving v2 (unchanged)"
+
+
+def stored_diffs(platform: Platform) -> list[dict]:
+    return Warehouse(platform.settings.database_url).read(model_diffs.select()).to_dict("records")
+
+
+def test_compare_models_shows_the_stored_diff_and_computes_any_other_pair(on_platform):
+    at = open_page("model_diff")
+    assert clean(at)
+    stored = {(d["new_version"], d["old_version"]): d for d in stored_diffs(on_platform)}
+    assert set(stored) == {(2, 1), (3, 2)}  # each candidate against the champion it was judged against
+    # by default the newest candidate against its champion: v3 (rejected) against v2, as stored
+    assert (at.selectbox(key="diff_new").value, at.selectbox(key="diff_old").value) == (3, 2)
+    assert f"### {stored[(3, 2)]['headline']}" in texts(at.markdown)
+    assert any(c.startswith("Stored by the pipeline when v3 was judged against v2") for c in texts(at.caption))
+    overall = at.dataframe[0].value
+    assert list(overall.columns) == ["metric", "v2", "v3", "change"]
+    assert len(at.dataframe[1].value) == 10  # the largest movers, with their inputs
+    assert {"state", "house_size", "zip_code", "price", "v2", "v3", "change"} <= set(at.dataframe[1].value.columns)
+    by_state = at.dataframe[2].value
+    assert by_state["rows"].sum() == stored[(3, 2)]["holdout_rows"]
+    assert [m.label for m in at.metric] == ["Median change", "Moved more than 5%", "Moved more than 10%",
+                                            "Moved more than 20%"]  # fmt: skip
+
+    # a pair the pipeline never judged: computed now with the pipeline's code, on v3's holdout rows (batch 3),
+    # the rows v2 was judged on against v1 - so v1's figures are the ones recorded for that decision
+    at = at.selectbox(key="diff_old").select(1).run()
+    assert clean(at)
+    assert any(c.startswith("Computed now (no stored diff for this pair)") for c in texts(at.caption))
+    assert texts(at.main.warning) == []  # the holdout digest matches v3's recorded one
+    rows = Warehouse(on_platform.settings.database_url).read(model_history.select()).set_index("model_version")
+    overall = at.dataframe[0].value.set_index("metric")
+    assert overall.loc["RMSE(log)", "v1"] == f"{rows.loc[2, 'champion_rmse_log']:.3f}"
+    assert overall.loc["RMSE(log)", "v3"] == f"{rows.loc[3, 'rmse_log']:.3f}"
+    assert overall.loc["median APE", "v1"] == f"{rows.loc[2, 'champion_median_ape']:.1%}"
+    assert [m for m in texts(at.main.markdown) if m.startswith("### v3 vs v1: RMSE(log) ")]
+    assert at.query_params == {"new": "3", "old": "1"}  # the pair is in the URL, to share or come back to
+
+    at = at.selectbox(key="diff_old").select(3).run()
+    assert clean(at) and texts(at.main.info) == ["Pick two different versions."]

@@ -22,7 +22,7 @@ def serving_down(platform: Platform, dashboard_env) -> str:
     return url
 
 
-@pytest.mark.parametrize("page", ["predict", "explain", "compare", "monitoring"])
+@pytest.mark.parametrize("page", ["predict", "explain", "compare", "monitoring", "trace"])
 def test_serving_pages_say_that_serving_is_down(serving_down, page):
     at = open_page("predict")  # a session that priced a property earlier
     at.session_state["property"] = PROPERTY
@@ -54,9 +54,10 @@ def nothing_yet(empty_serving: Platform, dashboard_env) -> Platform:
 
 
 def _answers(url: str) -> bool:
+    """Serving answers and has asked the registry (before its first poll it says only "no model loaded")."""
     try:
-        return requests.get(f"{url}/health", timeout=5).ok
-    except requests.RequestException:
+        return requests.get(f"{url}/health", timeout=5).json().get("status") == "no_champion"
+    except (requests.RequestException, ValueError):
         return False
 
 
@@ -85,6 +86,12 @@ def test_before_any_model_is_promoted_every_page_says_so(nothing_yet):
     assert [m.value for m in at.metric][:1] == ["0"]  # no prediction in the last 24 hours
     assert texts(at.main.info) == ["No prediction logged yet: price a property on the Predict page."]
     assert len(at.get("link_button")) == 3
+    at = open_page("trace", at)
+    assert clean(at)
+    assert texts(at.main.info) == [
+        "No prediction logged yet: price a property on the Predict page, then trace it here.",
+        "No batch to show: the warehouse has no drift report yet.",
+    ]
 
 
 def test_when_no_candidate_passed_the_gate_the_pages_say_which_is_best_and_what_to_do(nothing_yet):

@@ -246,5 +246,7 @@ def test_browser_links_use_the_ingress_port(rendered, versions):
     dashboard = configmaps["dashboard-env"]
     for key in ("MLOPS_DAGSTER_URL", "MLOPS_MLFLOW_URL", "MLOPS_GRAFANA_URL", "MLOPS_API_DOCS_URL"):
         assert re.match(rf"http://[a-z]+\.localhost:{port}(/|$)", dashboard[key]), (key, dashboard[key])
+    for key in ("MLOPS_DAGSTER_URL", "MLOPS_MLFLOW_URL"):  # serving's lineage links: the same UIs
+        assert configmaps["serving-env"][key] == dashboard[key], key
     assert f"http://mlflow.localhost:{port}" in configmaps["mlflow-env"]["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"]
     assert "mlflow.localhost:*" in configmaps["mlflow-env"]["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")

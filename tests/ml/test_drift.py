@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.ml.drift import DriftRule, compare
+from mlops_assets.core.features import column_reliance
+from mlops_assets.ml.drift import CATEGORICAL, NUMERIC, DriftRule, compare
+from mlops_assets.resources import DriftRuleResource
 
 STATES = ["California", "Texas", "Florida", "New York", "Ohio"]
 
@@ -80,3 +82,54 @@ def test_a_column_empty_on_one_side_is_left_out_instead_of_failing(reference):
     current["acre_lot"] = np.nan
     result = compare(reference, current)
     assert "acre_lot" not in result.columns and "price" in result.columns
+
+
+# --- importance-weighted drift ---------------------------------------------------------------------
+
+RELIES_ON_LOCATION = {"state_price_level": 0.30, "zip_price_level": 0.50, "house_size": 0.02, "bed": 0.01}
+RELIES_ON_SIZE = {"state_price_level": 0.01, "house_size": 0.60, "size_per_bed": 0.20, "bed": 0.05}
+
+
+@pytest.fixture(scope="module")
+def moved_state_and_size(reference):
+    """Larger houses and a new state mix: both state and house_size drift."""
+    result = compare(reference, listings(20_000, seed=8, size_factor=1.25, p=(0.05, 0.6, 0.15, 0.1, 0.1)))
+    assert {"state", "house_size"} <= set(result.drifted_columns)
+    return result
+
+
+def reliance_of(importance: dict[str, float]) -> dict[str, float]:
+    return column_reliance(importance, NUMERIC + CATEGORICAL)
+
+
+def test_a_drifted_column_the_model_relies_on_ranks_before_one_it_does_not(moved_state_and_size):
+    location = [r.column for r in moved_state_and_size.ranking(reliance_of(RELIES_ON_LOCATION))]
+    assert location.index("state") < location.index("house_size")
+    size = [r.column for r in moved_state_and_size.ranking(reliance_of(RELIES_ON_SIZE))]
+    assert size.index("house_size") < size.index("state")
+    top = moved_state_and_size.ranking(reliance_of(RELIES_ON_LOCATION))[0]
+    assert top.column == "state" and top.reliance == pytest.approx(0.80 / 0.83)
+    assert top.weighted == pytest.approx(top.score / top.threshold * top.reliance)
+    # the why leads with what the model relies on, and says how much
+    assert moved_state_and_size.why(reliance_of(RELIES_ON_LOCATION)).startswith("state mix: ")
+    assert "(the model's reliance: 96%)" in moved_state_and_size.why(reliance_of(RELIES_ON_LOCATION))
+    assert moved_state_and_size.why(reliance_of(RELIES_ON_SIZE)).startswith("median house_size +2")
+
+
+def test_the_importance_option_changes_the_decision_only_when_set(reference):
+    """A new state mix, for a champion that hardly uses the state: drift by the plain rule, not under the option."""
+    result = compare(reference, listings(20_000, seed=4, p=(0.05, 0.6, 0.15, 0.1, 0.1)))
+    assert result.drifted_columns == ["state"]
+    reliance = reliance_of(RELIES_ON_SIZE)  # state carries ~1% of the importance
+    off, on = DriftRule(), DriftRule(require_importance=True, min_importance_share=0.05)
+    assert result.detected(off, reliance)  # off by default: the decision is the plain rule's
+    assert not result.importance_detected(off, reliance)  # ... and the report can say what the option would do
+    assert not result.detected(on, reliance) and result.relied_on(on, reliance) == []
+    assert result.decide(off, reliance) == (True, f"{result.changes['state']} (the model's reliance: 1%)")
+    detected, why = result.decide(on, reliance)
+    assert not detected and why.startswith("no drifted column carries >= 5% of the champion's importance: state mix")
+    assert result.detected(on, reliance_of(RELIES_ON_LOCATION))
+    assert result.detected(on, None)  # no champion importance to apply it with: the plain rule
+    assert DriftRuleResource(require_importance=True, min_importance_share=0.2).rule() == DriftRule(
+        require_importance=True, min_importance_share=0.2
+    )

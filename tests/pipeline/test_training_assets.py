@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import mlflow
 import pytest
 from dagster import DagsterInstance
 
@@ -16,7 +17,7 @@ from mlops_assets.ml.registry import ModelRegistry
 from mlops_assets.resources import PromotionGateResource, ServingResource
 from mlops_assets.sensors import drift_sensor, ingestion_sensor
 from mlops_assets.settings import Settings
-from mlops_assets.storage.warehouse import Warehouse, drift_reports, model_history
+from mlops_assets.storage.warehouse import Warehouse, drift_reports, model_diffs, model_history
 from tests.conftest import ServerThread
 from tests.pipeline.helpers import run_batch
 
@@ -52,6 +53,10 @@ def registry(settings: Settings) -> ModelRegistry:
     return ModelRegistry(settings.mlflow_tracking_uri, settings.model_name, settings.model_alias)
 
 
+def as_json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def materialized(result, node: str) -> dict:
     events = result.asset_materializations_for_node(node)
     return {k: v.value for k, v in events[0].metadata.items()} if events else {}
@@ -59,13 +64,14 @@ def materialized(result, node: str) -> dict:
 
 def test_the_loop_trains_on_drift_skips_without_and_keeps_every_model(instance: DagsterInstance, settings):
     loop = Loop(instance, settings)
-    outcomes = []
+    outcomes, trained = [], []
     for _ in range(3):
         [ingest], _ = loop.tick(ingestion_sensor)
         assert loop.execute("ingest_job", ingest).success
         trains, _ = loop.tick(drift_sensor)
         for request in trains:
-            assert loop.execute("train_job", request).success
+            trained.append(loop.execute("train_job", request))
+            assert trained[-1].success
         outcomes.append(len(trains))
     assert outcomes == [1, 0, 1]  # baseline, no drift, drift
 
@@ -103,6 +109,49 @@ def test_the_loop_trains_on_drift_skips_without_and_keeps_every_model(instance: 
     ) >= {"house_size"}
     assert registry(settings).alias_version() == "2"
     assert registry(settings).client.get_model_version(settings.model_name, "2").tags["verdict"] == "promoted"
+
+    # the diff of v2 against v1, the champion it was judged against, on the same holdout rows
+    [stored] = Warehouse(settings.database_url).read(model_diffs.select()).to_dict("records")
+    diff = as_json(stored["diff"])
+    assert (stored["new_version"], stored["old_version"], stored["metric"]) == (2, 1, "rmse_log")
+    assert stored["headline"] == diff["headline"] and diff["headline"].startswith("v2 vs v1: RMSE(log) -")
+    assert f"of properties moved more than 10%, mostly in {stored['most_moved_state']}" in diff["headline"]
+    assert stored["holdout_rows"] == diff["rows"] == second["holdout_rows"]
+    assert stored["mlflow_run_id"] == second["mlflow_run_id"] and stored["drift_report_id"] == "00003-vs-v1"
+    assert diff["overall"]["new"]["rmse_log"] == pytest.approx(second["rmse_log"], rel=1e-5)
+    assert diff["overall"]["old"]["rmse_log"] == pytest.approx(second["champion_rmse_log"], rel=1e-5)
+    assert stored["metric_change"] == pytest.approx(second["rmse_log"] / second["champion_rmse_log"] - 1, rel=1e-4)
+    assert 0 <= stored["share_moved_20"] <= stored["share_moved_10"] <= stored["share_moved_5"] <= 1
+    for segments in diff["segments"].values():  # every holdout row in exactly one segment of each kind
+        assert sum(e["rows"] for e in segments) == diff["rows"]
+    assert len(diff["segments"]["price_band"]) == len(diff["segments"]["size_band"]) == 4
+    assert len(diff["value_changes"]["largest_movers"]) == 10
+    assert {e["feature"] for e in diff["importance"]["features"]} >= {"house_size", "state_price_level"}
+    assert diff["drift"]["report_id"] == "00003-vs-v1" and "state" in diff["drift"]["drifted_columns"]
+    client = registry(settings).client
+    artifacts = {a.path for a in client.list_artifacts(second["mlflow_run_id"], "model_diff")}
+    assert artifacts == {"model_diff/v2-vs-v1.json", "model_diff/v2-vs-v1.md"}
+    run_uri = f"runs:/{second['mlflow_run_id']}/model_diff"
+    assert mlflow.artifacts.load_dict(f"{run_uri}/v2-vs-v1.json") == diff
+    document = mlflow.artifacts.load_text(f"{run_uri}/v2-vs-v1.md")
+    assert document.startswith(f"# Model diff: v2 vs v1\n\n**{diff['headline']}**")
+    summary = materialized(trained[1], "champion_model")
+    assert summary["model_diff_headline"] == diff["headline"]
+    assert summary["model_diff"].startswith(f"**{diff['headline']}** (on the same {diff['rows']:,} holdout rows)")
+    assert "| RMSE | $" in summary["model_diff"]
+    assert "model_diff" not in materialized(trained[0], "champion_model")  # v1 had no champion to differ from
+
+    # importance-weighted drift: batch 3's columns ranked by drift x v1's reliance, the option's decision shown
+    assert decided[0]["importance_rule"].startswith("absent: no champion yet")
+    assert decided[0]["importance_ranking"] is None
+    ranking = as_json(decided[2]["importance_ranking"])
+    assert {r["column"] for r in ranking} == set(as_json(decided[2]["column_scores"]))
+    assert [r["weighted"] for r in ranking] == sorted((r["weighted"] for r in ranking), reverse=True)
+    reliance = {r["column"]: r["reliance"] for r in ranking}
+    assert reliance["price"] == 0 and reliance["state"] > 0.5  # the target is no input; location carries most
+    assert decided[2]["why"].startswith("state mix: ") and "(the model's reliance: " in decided[2]["why"]
+    assert decided[2]["importance_decision"] == "train: drift detected"
+    assert decided[2]["importance_rule"].startswith("importance option not applied (require_importance is off)")
 
 
 def test_every_verdict_is_recorded_with_its_reason(instance, settings):

@@ -262,6 +262,50 @@ def test_the_prediction_history_of_every_client_needs_a_token(serving: Service):
     assert serving.get("/metrics/summary").status_code == 200  # aggregates only: open
 
 
+def test_the_lineage_of_a_prediction_needs_the_token_and_a_well_formed_known_id(serving: Service):
+    """A request id leads to another client's request: the lineage takes the read token, like the history. Serving's
+    own database holds the inference log but no pipeline history: the trace stops at the model and says why."""
+    answer = serving.post("/predict", EXAMPLE).json()
+    path = f"/predictions/{answer['request_id']}/lineage"
+    read = {"Authorization": f"Bearer {READ_TOKEN}"}
+    refused = serving.get(path)
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    assert serving.get(path, headers={"Authorization": "Bearer nope"}).status_code == 403
+    assert serving.get("/predictions/not-an-id/lineage").status_code == 401  # nothing said without the token
+    for bad in ("not-an-id", answer["request_id"].upper(), answer["request_id"] + "-x", "0" * 65):
+        malformed = serving.get(f"/predictions/{bad}/lineage", headers=read)
+        assert malformed.status_code == 422 and malformed.json()["error"] == "invalid request id", bad
+    unknown = serving.get(f"/predictions/{uuid.uuid4().hex}/lineage", headers=read)
+    assert unknown.status_code == 404 and unknown.json()["error"].startswith("no logged prediction has request id ")
+
+    def traced(request_path: str, token: str = READ_TOKEN) -> dict | None:
+        response = serving.get(request_path, headers={"Authorization": f"Bearer {token}"})
+        return response.json() if response.status_code == 200 else None
+
+    lineage = wait_until(lambda: traced(path), 30, "the prediction is logged")
+    logged = lineage["prediction"]
+    assert logged["request_id"] == answer["request_id"] and logged["endpoint"] == "predict"
+    assert logged["model_version"] == answer["model_version"] and logged["price"] == pytest.approx(answer["price"])
+    assert lineage["model"] is None and lineage["training_batches"] == [] and lineage["verdict"] is None
+    assert lineage["problems"] == ["this warehouse has no model history: the pipeline recorded no model here"]
+    assert traced(path, TOKEN) == lineage  # the admin token works too
+
+    [item] = serving.post("/batch_predict", [EXAMPLE]).json()["predictions"]
+    item_lineage = wait_until(lambda: traced(f"/predictions/{item['request_id']}/lineage"), 30, "the item is logged")
+    assert item_lineage["prediction"]["endpoint"] == "batch_predict"
+
+
+def test_the_lineage_of_a_batch_needs_the_token_and_a_known_batch(serving: Service):
+    read = {"Authorization": f"Bearer {READ_TOKEN}"}
+    assert serving.get("/batches/00001/lineage").status_code == 401
+    assert serving.get("/batches/00001/lineage", headers={"Authorization": "Bearer nope"}).status_code == 403
+    for bad in ("a b", "-1", "x" * 33):
+        malformed = serving.get(f"/batches/{bad}/lineage", headers=read)
+        assert malformed.status_code == 422 and malformed.json()["error"] == "invalid batch id", bad
+    unknown = serving.get("/batches/00001/lineage", headers=read)  # no pipeline has loaded anything here
+    assert unknown.status_code == 404 and unknown.json()["error"] == "no batch 00001 in the warehouse"
+
+
 def test_a_body_over_the_limit_is_refused_before_it_is_read(serving: Service):
     too_large = MAX_BODY_BYTES + 1
     declared = requests.post(serving.url + "/batch_predict", data=b"[" + b" " * too_large + b"]", timeout=60,
