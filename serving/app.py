@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -19,6 +21,7 @@ from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse
 
 from mlops_assets.core.features import FEATURE_NAMES
+from mlops_assets.settings import Settings
 from mlops_assets.storage import lineage
 from mlops_assets.storage.warehouse import inference_log
 from serving.predictor import canonical_state
@@ -161,46 +164,60 @@ def history(
     return {"count": len(rows), "limit": limit, "state": state, "predictions": rows}
 
 
+def _lineage(
+    authorization: str | None,
+    key: str,
+    valid: re.Pattern,
+    malformed: tuple[str, str],
+    lookup: Callable[[Any, Settings], dict | None],
+    unknown: tuple[str, str],
+) -> Any:
+    """One lineage route: the read (or admin) token first - another client's request is theirs - then the
+    id's form (422), the warehouse (503 when away), an unknown id (404), links when the UI URLs are set."""
+    settings = _service().config.settings
+    refused = _check_bearer(authorization, settings.read_token, settings.admin_token)
+    if refused is not None:
+        return refused
+    if not valid.fullmatch(key):
+        return _error(422, *malformed)
+    try:
+        with _service().engine.connect() as connection:
+            found = lookup(connection, settings)
+    except (sa.exc.SQLAlchemyError, ValueError) as error:
+        return _database_down(error)
+    if found is None:
+        return _error(404, *unknown)
+    return lineage.add_links(found, settings.dagster_url, settings.mlflow_url)
+
+
 @app.get("/predictions/{request_id}/lineage")
 def prediction_lineage(request_id: str, authorization: Annotated[str | None, Header()] = None) -> Any:
     """Where one logged prediction comes from: the model version that answered, its MLflow and Dagster runs,
     the batches it was trained on (rows per batch), the drift report behind its training and its why, its
     verdict and the champion it replaced; links into the Dagster and MLflow UIs when MLOPS_DAGSTER_URL /
-    MLOPS_MLFLOW_URL are set. Another client's request is theirs: it needs the read (or admin) token."""
-    settings = _service().config.settings
-    refused = _check_bearer(authorization, settings.read_token, settings.admin_token)
-    if refused is not None:
-        return refused
-    if not lineage.REQUEST_ID.fullmatch(request_id):
-        return _error(422, "invalid request id", REQUEST_ID_FORM)
-    try:
-        with _service().engine.connect() as connection:
-            found = lineage.prediction_lineage(connection, request_id)
-    except (sa.exc.SQLAlchemyError, ValueError) as error:
-        return _database_down(error)
-    if found is None:
-        return _error(404, f"no logged prediction has request id {request_id}", UNKNOWN_REQUEST)
-    return lineage.add_links(found, settings.dagster_url, settings.mlflow_url)
+    MLOPS_MLFLOW_URL are set. Needs the read (or admin) token."""
+    return _lineage(
+        authorization,
+        request_id,
+        lineage.REQUEST_ID,
+        ("invalid request id", REQUEST_ID_FORM),
+        lambda connection, _: lineage.prediction_lineage(connection, request_id),
+        (f"no logged prediction has request id {request_id}", UNKNOWN_REQUEST),
+    )
 
 
 @app.get("/batches/{batch_id}/lineage")
 def batch_lineage(batch_id: str, authorization: Annotated[str | None, Header()] = None) -> Any:
     """What one batch fed: the models trained on it (for it or a later batch), its rows in each one's training,
     and how many predictions each served. Needs the read (or admin) token, like the prediction history."""
-    settings = _service().config.settings
-    refused = _check_bearer(authorization, settings.read_token, settings.admin_token)
-    if refused is not None:
-        return refused
-    if not lineage.BATCH_ID.fullmatch(batch_id):
-        return _error(422, "invalid batch id", BATCH_ID_FORM)
-    try:
-        with _service().engine.connect() as connection:
-            found = lineage.batch_lineage(connection, batch_id, settings.model_name)
-    except (sa.exc.SQLAlchemyError, ValueError) as error:
-        return _database_down(error)
-    if found is None:
-        return _error(404, f"no batch {batch_id} in the warehouse", "no raw or clean rows and no drift report")
-    return lineage.add_links(found, settings.dagster_url, settings.mlflow_url)
+    return _lineage(
+        authorization,
+        batch_id,
+        lineage.BATCH_ID,
+        ("invalid batch id", BATCH_ID_FORM),
+        lambda connection, settings: lineage.batch_lineage(connection, batch_id, settings.model_name),
+        (f"no batch {batch_id} in the warehouse", "no raw or clean rows and no drift report"),
+    )
 
 
 @app.get("/metrics/summary")

@@ -49,8 +49,8 @@ def end_abandoned_runs(registry: ModelRegistry, experiment: str, instance: Dagst
     return repaired
 
 
-def record_unrecorded_versions(registry: ModelRegistry, db: Warehouse, newest: int = 50) -> list[str]:
-    """Registered versions trained by the pipeline (they carry a `batch_id` tag) with no `model_history` row."""
+def record_unrecorded_versions(registry: ModelRegistry, db: Warehouse, versions: list) -> list[str]:
+    """Registered `versions` trained by the pipeline (they carry a `batch_id` tag) with no `model_history` row."""
     with db.engine.connect() as connection:
         known = {
             int(v)
@@ -59,7 +59,7 @@ def record_unrecorded_versions(registry: ModelRegistry, db: Warehouse, newest: i
             )
         }
     repaired = []
-    for version in registry.versions(newest):
+    for version in versions:
         if int(version.version) in known or "batch_id" not in version.tags:
             continue
         tags = version.tags
@@ -97,9 +97,9 @@ def record_unrecorded_versions(registry: ModelRegistry, db: Warehouse, newest: i
     return repaired
 
 
-def settle_verdicts(registry: ModelRegistry, db: Warehouse, newest: int = 50) -> list[str]:
-    """Make `model_history` and the registry agree on every recent version's verdict."""
-    tagged = {int(v.version): v.tags for v in registry.versions(newest)}
+def settle_verdicts(registry: ModelRegistry, db: Warehouse, versions: list) -> list[str]:
+    """Make `model_history` and the registry agree on the verdict of each of `versions`."""
+    tagged = {int(v.version): v.tags for v in versions}
     with db.engine.connect() as connection:
         rows = connection.execute(
             sa.select(model_history.c.model_version, model_history.c.verdict, model_history.c.reason).where(
@@ -123,10 +123,12 @@ def settle_verdicts(registry: ModelRegistry, db: Warehouse, newest: int = 50) ->
     return repaired
 
 
-def repair(registry: ModelRegistry, db: Warehouse, experiment: str, instance: DagsterInstance) -> list[str]:
+def repair(
+    registry: ModelRegistry, db: Warehouse, experiment: str, instance: DagsterInstance, newest: int = 50
+) -> list[str]:
     """Every repair above, in order; what was repaired, in words (empty when nothing was half-written)."""
-    return (
-        end_abandoned_runs(registry, experiment, instance)
-        + record_unrecorded_versions(registry, db)
-        + settle_verdicts(registry, db)
-    )
+    repaired = end_abandoned_runs(registry, experiment, instance)
+    versions = registry.versions(newest)  # one registry read for both checks below
+    repaired += record_unrecorded_versions(registry, db, versions)
+    # the rows just recorded carry the registry's verdict already: settling them changes nothing
+    return repaired + settle_verdicts(registry, db, versions)
