@@ -18,6 +18,7 @@ export PYTHONUNBUFFERED := 1
 .PHONY: serve bench-serving
 .PHONY: dashboard browser
 .PHONY: deploy-tools render k3d-up
+.PHONY: deploy-check deploy-schemas
 
 help:
 	@echo "make setup   - create .venv and install the lock (idempotent)"
@@ -33,6 +34,7 @@ help:
 	@echo "make lock    - re-resolve requirements.lock.txt from pyproject.toml"
 	@echo "make render  - print the k3d platform manifests (kubectl kustomize k8s/overlays/k3d)"
 	@echo "make deploy-tools - install promtool (Debian prometheus) for tests/deploy"
+	@echo "make deploy-check - tests/deploy: manifests strictly schema-validated (Kubernetes 1.25/1.34, CRDs), shellcheck, alerts"
 	@echo "make k3d-up  - k3d cluster + registry, images, secrets, Argo CD, root app (deploy/k3d.sh)"
 
 setup: $(STAMP) instance
@@ -63,10 +65,11 @@ test: setup test-tools
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" -q
 
-# System tools some tests drive: chromium (dashboard browser test) and promtool (alert rules). Installed when
-# possible; without them those tests skip with the reason (or fail under MLOPS_REQUIRE_SERVICES=1, as in CI).
+# System tools some tests drive: chromium (dashboard browser test), promtool and shellcheck, and the CRD schemas
+# of tests/deploy/schema_check.py (npm). Installed when possible (-k: one failing does not stop the others);
+# without them those tests skip with the reason (or fail under MLOPS_REQUIRE_SERVICES=1, as in CI).
 test-tools:
-	-@$(MAKE) --no-print-directory browser deploy-tools
+	-@$(MAKE) --no-print-directory -k browser deploy-tools deploy-schemas
 
 lint: setup
 	$(BIN)/ruff check .
@@ -114,6 +117,20 @@ deploy-tools:
 		echo "promtool: $$(promtool --version 2>&1 | head -1); shellcheck $$(shellcheck --version | sed -n 2p)"; \
 	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends prometheus shellcheck; fi
+
+# The CRD JSON schemas tests/deploy validates Argo CD's and prometheus-operator's objects against: pinned npm
+# packages, fetched with `npm pack` into ~/.cache/mlops/deploy-schemas (MLOPS_DEPLOY_SCHEMA_CACHE); npm from
+# Debian when missing (needs root or sudo).
+deploy-schemas: setup
+	@command -v npm >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends nodejs npm; }
+	$(BIN)/python -m tests.deploy.schema_check --fetch
+
+# The deployment check, also part of `make test` (tests/deploy): every kustomize tree the Argo CD apps deploy and
+# the Secrets validated strictly against Kubernetes 1.25 and 1.34 and the CRD schemas, shellcheck on the scripts,
+# promtool on the alerts, the Helm values and Argo CD wiring.
+deploy-check: setup deploy-tools deploy-schemas
+	$(BIN)/python -m pytest tests/deploy -q
 
 # The platform's Kubernetes manifests for k3d (kustomize, built into kubectl); see k8s/ and argocd/.
 render:

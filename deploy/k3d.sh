@@ -5,12 +5,17 @@
 #   deploy/k3d.sh images         build and push the four images only (after a code change: bump IMAGE_TAG)
 #   deploy/k3d.sh secrets        (re)write missing k8s/secrets/*.env with random values and apply them
 #   deploy/k3d.sh ui-auth        rewrite the UIs' login (UI_AUTH_USER, UI_AUTH_PASSWORD) and apply it
-#   deploy/k3d.sh repo URL [REV] point every Argo CD Application at your fork (then commit and push)
+#   deploy/k3d.sh repo URL [REV] point every Argo CD Application and the AppProject at your fork (any Git
+#                                host; then commit and push). Needs no cluster nor tool; ARGOCD_DIR (default
+#                                argocd) is the directory it rewrites.
 #   deploy/k3d.sh status         the Applications and the pods
 #   deploy/k3d.sh down           delete the cluster and the registry
 #
-# Needs docker (a running engine), k3d >= 5, kubectl and openssl. Argo CD pulls the manifests from the
-# Git repository named in argocd/*.yaml, so that repository must be reachable and pushed.
+# Needs docker (a running engine), k3d >= 5.7 (K3D_MIN_VERSION: older k3d has no shared `/` mount in its
+# node, which node-exporter's mounts need), kubectl and openssl. The k3s image is pinned (K3S_IMAGE in
+# deploy/versions.env): k3d's default k3s can be too old for kube-prometheus-stack and Argo CD.
+# Argo CD pulls the manifests from the Git repository named in argocd/*.yaml, so that repository must be
+# reachable and pushed.
 #
 # Environment:
 #   K3D_BIND_ADDRESS  host address of the UIs' port (HTTP_PORT) and of the registry's (REGISTRY_PORT);
@@ -23,12 +28,13 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-# shellcheck source=deploy/versions.env
+# shellcheck source=deploy/versions.env disable=SC1091  # followed with shellcheck -x (tests/deploy)
 source deploy/versions.env
 
 REGISTRY="k3d-${REGISTRY_NAME}:${REGISTRY_PORT}"  # the name pods pull from (k3d's registries.yaml)
 PUSH_REGISTRY="localhost:${REGISTRY_PORT}"        # the same registry, as the host sees it
 PLACEHOLDER_REPO="https://github.com/your-org/house-price-mlops.git"
+ARGOCD_DIR="${ARGOCD_DIR:-argocd}"
 KUBE_CONTEXT="k3d-${CLUSTER_NAME}"
 K3D_BIND_ADDRESS="${K3D_BIND_ADDRESS:-127.0.0.1}"
 UI_AUTH_ENV=k8s/secrets/ui-basic-auth.env
@@ -69,6 +75,20 @@ check_binding() {
   fi
 }
 
+# "k3d version v5.8.3" -> 5.8.3
+k3d_version() { k3d version 2>/dev/null | sed -n 's/^k3d version v\{0,1\}\([0-9][0-9.]*\).*/\1/p' | head -n 1; }
+
+# true when version $1 >= version $2 (dotted numbers)
+version_at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]; }
+
+check_k3d_version() {
+  local version
+  version="$(k3d_version)"
+  [ -n "$version" ] || die "cannot read the k3d version ('k3d version'); k3d >= ${K3D_MIN_VERSION} is needed"
+  version_at_least "$version" "$K3D_MIN_VERSION" ||
+    die "k3d ${version} is too old: k3d >= ${K3D_MIN_VERSION} is needed (older k3d nodes have no shared '/' mount, so the monitoring stack never gets healthy). Upgrade: https://k3d.io/#installation"
+}
+
 registry_up() {
   check_bind_address
   if k3d registry list 2>/dev/null | grep -q "k3d-${REGISTRY_NAME}"; then
@@ -87,6 +107,7 @@ cluster_up() {
   else
     log "creating cluster ${CLUSTER_NAME} (Traefik on http://*.localhost:${HTTP_PORT}, bound to ${K3D_BIND_ADDRESS})"
     k3d cluster create "$CLUSTER_NAME" \
+      --image "$K3S_IMAGE" \
       --servers 1 --agents 0 \
       --registry-use "$REGISTRY" \
       --port "${K3D_BIND_ADDRESS}:${HTTP_PORT}:80@loadbalancer" \
@@ -201,8 +222,8 @@ argocd_install() {
 }
 
 check_repo() {
-  if grep -rq "$PLACEHOLDER_REPO" argocd/; then
-    die "argocd/*.yaml still point at ${PLACEHOLDER_REPO}. Run: deploy/k3d.sh repo <your fork's URL> [branch], commit and push."
+  if grep -rqF "$PLACEHOLDER_REPO" "$ARGOCD_DIR"; then
+    die "${ARGOCD_DIR}/*.yaml still point at ${PLACEHOLDER_REPO}. Run: deploy/k3d.sh repo <your fork's URL> [branch], commit and push."
   fi
 }
 
@@ -212,21 +233,30 @@ root_app() {
   kc apply -n argocd -f argocd/root.yaml
 }
 
+# Rewrite our repository's URL (whatever its host), wherever it is named under ARGOCD_DIR: the
+# Applications' repoURL and the AppProject's sourceRepos. With REVISION, also the targetRevision right
+# after each of our repoURLs (the charts' versions stay as they are).
 set_repo() {
-  local url="${1:?usage: deploy/k3d.sh repo URL [REVISION]}" revision="${2:-}"
-  local files current
-  files=$(grep -rl "repoURL: \|- https://github.com/" argocd/)
-  current=$(sed -n 's/^ *repoURL: \(.*\.git\)$/\1/p' argocd/root.yaml | head -1)
-  [ -n "$current" ] || die "no repoURL in argocd/root.yaml"
-  # shellcheck disable=SC2086
-  sed -i.bak "s#${current}#${url}#g" $files
-  if [ -n "$revision" ]; then
-    # Only the targetRevision that follows our repoURL (chart versions stay as they are).
-    # shellcheck disable=SC2086
-    sed -i.bak "/repoURL: ${url//\//\\/}/{n;s#targetRevision: .*#targetRevision: ${revision}#;}" $files
-  fi
-  find argocd -name '*.bak' -delete
-  log "argocd/ now points at ${url}${revision:+ (${revision})}: commit and push before 'up'"
+  local url="${1:-}" revision="${2:-}" current file text
+  [ -n "$url" ] || die "usage: deploy/k3d.sh repo URL [REVISION]"
+  [[ "$url" =~ ^[^[:space:]\#\&\\]+$ ]] || die "not a repository URL: ${url}"
+  [[ "$revision" =~ ^[^[:space:]\#\&\\]*$ ]] || die "not a revision: ${revision}"
+  [ -f "${ARGOCD_DIR}/root.yaml" ] || die "no ${ARGOCD_DIR}/root.yaml"
+  current=$(sed -n 's/^ *repoURL: *\([^ ]*\) *$/\1/p' "${ARGOCD_DIR}/root.yaml" | head -n 1)
+  [ -n "$current" ] || die "no repoURL in ${ARGOCD_DIR}/root.yaml"
+  while IFS= read -r file; do
+    text="$(cat "$file")"
+    printf '%s\n' "${text//"$current"/"$url"}" >"$file"
+    if [ -n "$revision" ]; then
+      NEW_URL="$url" NEW_REVISION="$revision" awk '
+        follows && /^[[:space:]]*targetRevision:/ { sub(/targetRevision:.*/, "targetRevision: " ENVIRON["NEW_REVISION"]) }
+        { value = $0; sub(/^[[:space:]]*(- )?repoURL:[[:space:]]*/, "", value); sub(/[[:space:]]*$/, "", value)
+          follows = ($0 ~ /repoURL:/ && value == ENVIRON["NEW_URL"]); print }
+      ' "$file" >"${file}.tmp"
+      mv "${file}.tmp" "$file"
+    fi
+  done < <(grep -rlF -- "$current" "$ARGOCD_DIR")
+  log "${ARGOCD_DIR}/ now points at ${url}${revision:+ (${revision})}: commit and push before 'up'"
 }
 
 summary() {
@@ -240,7 +270,7 @@ The root app syncs: monitoring -> mlops-infra -> dagster -> mlops-apps (serving 
 pipeline has promoted a first model, a few minutes after the Dagster daemon starts).
 
   Dashboard   http://dashboard.localhost:${HTTP_PORT}
-  Serving     http://serving.localhost:${HTTP_PORT}/docs
+  Serving     http://serving.localhost:${HTTP_PORT}/      (the API's Swagger UI)
   Dagster     http://dagster.localhost:${HTTP_PORT}      (login: see below)
   MLflow      http://mlflow.localhost:${HTTP_PORT}       (login: see below)
   Grafana     http://grafana.localhost:${HTTP_PORT}   (admin / see k8s/secrets/grafana-admin.env)
@@ -262,6 +292,7 @@ main() {
   case "$command" in
     up)
       need docker k3d kubectl openssl
+      check_k3d_version
       docker info >/dev/null 2>&1 || die "the Docker engine is not running"
       check_repo
       registry_up

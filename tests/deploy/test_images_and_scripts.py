@@ -26,12 +26,36 @@ def test_the_script_parses():
     assert result.returncode == 0, result.stderr
 
 
+def shell_scripts() -> list[str]:
+    """Every *.sh in the tree (tracked or not, unless git ignores it) and .ci/run."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", "*.sh", ".ci/run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return sorted({path for path in listed if (ROOT / path).is_file()})
+
+
 def test_shellcheck():
+    """shellcheck finds nothing in the scripts (make deploy-tools installs it; CI fails without it)."""
+    scripts = shell_scripts()
+    assert {"deploy/k3d.sh", ".ci/run", "k8s/base/postgres/initdb/10-databases.sh"} <= set(scripts), scripts
     if shutil.which("shellcheck") is None:
         missing_service("shellcheck is not installed (make deploy-tools: apt-get install shellcheck)")
-    scripts = [SCRIPT, ROOT / "k8s/base/postgres/initdb/10-databases.sh"]
-    result = subprocess.run(["shellcheck", "-x", *map(str, scripts)], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(["shellcheck", "-x", *scripts], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_shellcheck_reports_a_finding(tmp_path):
+    """The check fails on a finding: an unquoted variable (SC2086)."""
+    if shutil.which("shellcheck") is None:
+        missing_service("shellcheck is not installed (make deploy-tools: apt-get install shellcheck)")
+    script = tmp_path / "bad.sh"
+    script.write_text("#!/usr/bin/env bash\nrm -rf $1/tmp\n")
+    result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+    assert result.returncode != 0 and "SC2086" in result.stdout
 
 
 def test_the_script_builds_every_image_the_manifests_and_values_name(rendered, dagster_values):
@@ -84,8 +108,15 @@ def test_the_other_images_expose_the_ports_the_manifests_use(rendered, name, dep
 def test_versions_are_the_ones_the_script_uses(versions):
     text = SCRIPT.read_text()
     assert "source deploy/versions.env" in text
-    assert {"CLUSTER_NAME", "REGISTRY_NAME", "REGISTRY_PORT", "IMAGE_TAG", "HTTP_PORT", "ARGOCD_VERSION"} <= set(
-        versions
-    )
+    assert {
+        "CLUSTER_NAME",
+        "REGISTRY_NAME",
+        "REGISTRY_PORT",
+        "IMAGE_TAG",
+        "HTTP_PORT",
+        "ARGOCD_VERSION",
+        "K3S_IMAGE",
+        "K3D_MIN_VERSION",
+    } <= set(versions)
     assert re.fullmatch(r"v\d+\.\d+\.\d+", versions["ARGOCD_VERSION"])
     assert versions["IMAGE_TAG"] != "latest"

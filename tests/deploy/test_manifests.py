@@ -250,3 +250,75 @@ def test_browser_links_use_the_ingress_port(rendered, versions):
         assert configmaps["serving-env"][key] == dashboard[key], key
     assert f"http://mlflow.localhost:{port}" in configmaps["mlflow-env"]["MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"]
     assert "mlflow.localhost:*" in configmaps["mlflow-env"]["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+
+
+def _env(obj: dict, configmaps: dict[str, dict]) -> dict[str, object]:
+    """A workload's first container's environment: ConfigMap values as strings, Secret refs as (name, key)."""
+    (container,) = pod_spec(obj)["containers"]
+    env: dict[str, object] = {}
+    for source in container.get("envFrom", []):
+        env |= configmaps[source["configMapRef"]["name"]]["data"]
+    for item in container.get("env", []):
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        env[item["name"]] = (ref["name"], ref["key"]) if ref else item.get("value")
+    return env
+
+
+def test_the_dashboard_reads_the_reports_on_s3_like_the_pipeline(rendered, dagster_values):
+    """The Drift page opens the Evidently reports the pipeline stored (s3://...): same endpoint, bucket and
+    credentials as the pipeline's code location and MLflow."""
+    configmaps = by_kind(rendered, "ConfigMap")
+    dashboard = _env(by_kind(rendered, "Deployment")["dashboard"], configmaps)
+    pipeline = configmaps["mlops-pipeline-env"]["data"]
+    for key in ("MLOPS_STORAGE_URL", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
+        assert dashboard.get(key) == pipeline[key], key
+    mlflow = _env(by_kind(rendered, "Deployment")["mlflow"], configmaps)
+    (code_location,) = dagster_values["dagster-user-deployments"]["deployments"]
+    pipeline_secrets = {
+        e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in code_location["env"]
+        if "valueFrom" in e
+    }
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert dashboard[key] == mlflow[key] == pipeline_secrets[key] == ("mlops-s3", key)
+
+
+def test_the_dashboards_streamlit_options_come_from_its_configmap(rendered):
+    """Streamlit's command-line flags override STREAMLIT_*: the Deployment passes none, so the ConfigMap decides."""
+    deployment = by_kind(rendered, "Deployment")["dashboard"]
+    (container,) = pod_spec(deployment)["containers"]
+    command = container.get("command", []) + container.get("args", [])
+    assert command[:3] == ["streamlit", "run", "dashboard/app.py"]
+    assert not [arg for arg in command if arg.startswith("--")], command
+    env = _env(deployment, by_kind(rendered, "ConfigMap"))
+    assert int(env["STREAMLIT_SERVER_PORT"]) == container["ports"][0]["containerPort"]
+    assert env["STREAMLIT_SERVER_ADDRESS"] == "0.0.0.0"
+    assert env["STREAMLIT_SERVER_HEADLESS"] == "true"
+    # What the image's own command line set, kept.
+    assert env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] == "false"
+    assert env["STREAMLIT_CLIENT_TOOLBAR_MODE"] == "viewer"
+
+
+def test_mlflow_accepts_the_hosts_its_clients_use(rendered):
+    """MLFLOW_SERVER_ALLOWED_HOSTS replaces MLflow's defaults: what it needs must be in the list itself."""
+    from mlflow.server.security_utils import is_allowed_host_header, is_health_endpoint
+
+    configmap = next(cm for name, cm in by_kind(rendered, "ConfigMap").items() if name.startswith("mlflow-env"))
+    allowed = configmap["data"]["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    for host in [
+        "mlflow:5000",
+        "mlflow.mlops:5000",
+        "mlflow.mlops.svc.cluster.local:5000",  # the pipeline, the dashboard (MLFLOW_TRACKING_URI)
+        "mlflow.localhost:8080",  # the Ingress
+        "localhost:5000",  # kubectl port-forward
+        "127.0.0.1:5000",
+        "[::1]:5000",
+    ]:
+        assert is_allowed_host_header(allowed, host), host
+    assert not is_allowed_host_header(allowed, "evil.example.com")
+    # The probes use /health, which MLflow exempts from the check (pod IPs are not in the list).
+    assert is_health_endpoint("/health")
+    deployment = by_kind(rendered, "Deployment")["mlflow"]
+    (container,) = pod_spec(deployment)["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/health"
