@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from mlops_assets.core.properties import property_keys
 from mlops_assets.core.schema import NUMERIC_COLUMNS, RAW_COLUMNS, STATUSES
 from mlops_assets.core.states import normalize_state
 
@@ -30,7 +31,7 @@ DEFAULT_RANGES = Ranges()
 REQUIRED = ("price", "bed", "bath", "house_size")
 
 CLEAN_COLUMNS = [
-    "listing_id", "status", "price", "bed", "bath", "acre_lot", "acre_lot_missing",
+    "listing_id", "property_key", "status", "price", "bed", "bath", "acre_lot", "acre_lot_missing",
     "house_size", "state", "city", "zip_code", "prev_sold_date", "brokered_by", "street",
 ]  # fmt: skip
 
@@ -117,6 +118,7 @@ def clean_listings(raw: pd.DataFrame, ranges: Ranges = DEFAULT_RANGES) -> Cleani
     frame["zip_code"] = normalize_zip(frame["zip_code"])
     frame["prev_sold_date"] = normalize_date(frame["prev_sold_date"])
     frame["city"] = frame["city"].map(lambda v: " ".join(v.split()) if isinstance(v, str) else None)
+    frame["property_key"] = property_keys(frame)
     result.frame = frame[CLEAN_COLUMNS].reset_index(drop=True)
     return result
 

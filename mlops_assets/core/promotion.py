@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mlops_assets.core.metrics import LOWER_IS_BETTER
+from mlops_assets.core.ratio_study import RatioStudy
 
 GateMode = Literal["relative", "absolute"]
 GateMetric = Literal["rmse_log", "median_ape", "mape", "rmse", "mae"]
@@ -35,6 +36,14 @@ class Gate:
     """absolute mode only."""
     max_rmse: float = 700_000.0
     """absolute mode only (dollars)."""
+    max_cod: float | None = None
+    """Either mode, off by default: the holdout ratio study's COD (percent) must not exceed this (IAAO: 15)."""
+    min_prd: float | None = None
+    """Off by default: the holdout PRD must be at least this (IAAO: 0.98)."""
+    max_prd: float | None = None
+    """Off by default: the holdout PRD must be at most this (IAAO: 1.03)."""
+    max_abs_prb: float | None = None
+    """Off by default: the holdout PRB must lie within +/- this (IAAO: 0.05)."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("relative", "absolute"):
@@ -76,6 +85,7 @@ def decide(
     champion_version: str | None = None,
     holdout_rows: int | None = None,
     baseline: dict[str, float] | None = None,
+    ratio: RatioStudy | None = None,
 ) -> Verdict:
     """All metric sets must come from the same holdout rows. Every failed rule is named, with the
     amount by which it failed."""
@@ -88,6 +98,7 @@ def decide(
             raise ValueError("the relative gate needs the naive baseline's metrics on the same holdout rows")
         _beats_baseline(candidate, baseline, gate, passes, failures)
     _not_worse_than_champion(candidate, champion, gate, champion_version, holdout_rows, passes, failures)
+    _ratio_study_limits(ratio, gate, passes, failures)
     if failures:
         return Verdict(False, "; ".join(failures))
     return Verdict(True, "; ".join(passes))
@@ -116,6 +127,25 @@ def _beats_baseline(candidate: dict, baseline: dict, gate: Gate, passes: list[st
         passes.append(text)
     else:
         failures.append(f"not enough better than the naive baseline: {text}")
+
+
+def _ratio_study_limits(ratio: RatioStudy | None, gate: Gate, passes: list[str], failures: list[str]) -> None:
+    """The optional limits on the holdout ratio study (all off by default)."""
+    limits = [
+        ("COD", ratio.cod if ratio else None, None, gate.max_cod),
+        ("PRD", ratio.prd if ratio else None, gate.min_prd, gate.max_prd),
+        ("|PRB|", abs(ratio.prb) if ratio and ratio.prb is not None else None, None, gate.max_abs_prb),
+    ]
+    for name, value, low, high in limits:
+        if low is None and high is None:
+            continue
+        if value is None:
+            failures.append(f"{name} limit set but no ratio study to check it against")
+        elif (low is not None and value < low) or (high is not None and value > high):
+            failures.append(f"ratio study: {name} {value:.3f} outside [{low if low is not None else '-'}, "
+                            f"{high if high is not None else '-'}]")  # fmt: skip
+        else:
+            passes.append(f"ratio study: {name} {value:.3f} within limits")
 
 
 def _not_worse_than_champion(

@@ -10,12 +10,17 @@ Location matters the way it does in the real file: each state has a fixed geogra
 and zip codes (the same in every batch), and prices vary far more *within* a state - by city and
 by zip - than between states, with the luxury tail concentrated in a few zips. A model that
 knows only the state cannot price these listings well; the zip and city levels can.
+
+Sales arrive later, as they do on a real listings site: part of each batch's `for_sale` listings reappear
+in a later batch (1-4 batches on) as `sold` - the same property (broker, street, city, state, zip, beds,
+baths, size, lot), at a price drawn from a realistic sale-to-list ratio. That is the delayed ground truth the
+platform joins to its earlier predictions (`core/properties.py`, `assets/outcomes.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -256,15 +261,29 @@ def add_imperfections(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataF
     return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
 
 
+#: The share of a batch's `for_sale` listings that sell within the next MAX_SALE_LAG batches (each lag
+#: equally likely), and the sale-to-list ratio: median 0.985, most sales within a few percent of the list
+#: price, as in US markets of the 2010s-2020s.
+SALE_RATE = 0.3
+MAX_SALE_LAG = 4
+SALE_TO_LIST_MEDIAN = 0.985
+SALE_TO_LIST_SPREAD = 0.05
+#: The fields a sold row copies from its listing: the property and its broker (core.properties).
+SOLD_COPIES = ("brokered_by", "bed", "bath", "acre_lot", "street", "city", "state", "zip_code", "house_size",
+               "prev_sold_date")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ListingGenerator:
-    """Batch k of the built-in sequence, deterministic in (seed, k)."""
+    """Batch k of the built-in sequence, deterministic in (seed, k): its new listings plus the sales of
+    listings from up to MAX_SALE_LAG batches before it."""
 
     seed: int = 42
     batches: int = 8
     min_rows: int = 4_000
     max_rows: int = 30_000
     regimes: tuple[Regime, ...] = DEFAULT_REGIMES
+    sale_rate: float = SALE_RATE
 
     def regime(self, batch_number: int) -> Regime:
         return self.regimes[min(batch_number, len(self.regimes)) - 1]
@@ -273,6 +292,37 @@ class ListingGenerator:
         """Rows of batch `batch_number` (1-based); None once the sequence is exhausted."""
         if not 1 <= batch_number <= self.batches:
             return None
-        rng = np.random.default_rng([self.seed, batch_number])
-        n = int(rng.integers(self.min_rows, self.max_rows + 1))
-        return add_imperfections(generate_listings(n, self.regime(batch_number), rng, self.seed), rng)
+        sold = [
+            sales[sales["sale_batch"] == batch_number].drop(columns="sale_batch")
+            for earlier in range(max(1, batch_number - MAX_SALE_LAG), batch_number)
+            if not (sales := _sales_of(self, earlier)).empty
+        ]
+        fresh = _new_listings(self, batch_number)
+        if not any(len(s) for s in sold):
+            return fresh.copy()
+        rng = np.random.default_rng([self.seed, batch_number, 2])
+        frame = pd.concat([fresh, *sold], ignore_index=True)
+        return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+
+
+@lru_cache(maxsize=64)
+def _new_listings(generator: ListingGenerator, batch_number: int) -> pd.DataFrame:
+    """The listings that first appear in a batch (cached: later batches read them for their sales)."""
+    rng = np.random.default_rng([generator.seed, batch_number])
+    n = int(rng.integers(generator.min_rows, generator.max_rows + 1))
+    return add_imperfections(generate_listings(n, generator.regime(batch_number), rng, generator.seed), rng)
+
+
+@lru_cache(maxsize=64)
+def _sales_of(generator: ListingGenerator, batch_number: int) -> pd.DataFrame:
+    """The `for_sale` listings of a batch that sell later: their sold rows, with the batch they sell in."""
+    listings = _new_listings(generator, batch_number)
+    on_sale = listings[(listings["status"] == "for_sale") & (listings["price"] >= 10_000)].drop_duplicates()
+    rng = np.random.default_rng([generator.seed, batch_number, 1])
+    sells = rng.random(len(on_sale)) < generator.sale_rate
+    sold = on_sale[sells].copy()
+    ratio = np.exp(rng.normal(np.log(SALE_TO_LIST_MEDIAN), SALE_TO_LIST_SPREAD, len(sold)))
+    sold["status"] = "sold"
+    sold["price"] = np.round(sold["price"].to_numpy() * ratio, -2)
+    sold["sale_batch"] = batch_number + rng.integers(1, MAX_SALE_LAG + 1, len(sold))
+    return sold[[*RAW_COLUMNS, "sale_batch"]].reset_index(drop=True)

@@ -110,3 +110,23 @@ def test_relative_gate_needs_the_baseline_and_rejects_unknown_settings():
         Gate(mode="lenient")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="metric"):
         Gate(metric="r2")  # type: ignore[arg-type]
+
+
+# --- the ratio study limits: off by default, each enforced once set ---
+
+
+def test_ratio_study_limits_are_off_by_default_and_enforced_when_set():
+    from mlops_assets.core.ratio_study import RatioStudy
+
+    candidate = {"rmse_log": 0.40}
+    uneven = RatioStudy(sales=500, median_ratio=1.0, cod=22.0, prd=1.06, prb=-0.08)
+    assert decide(candidate, None, baseline=BASELINE, ratio=uneven).promoted
+    strict = Gate(max_cod=15.0, min_prd=0.98, max_prd=1.03, max_abs_prb=0.05)
+    verdict = decide(candidate, None, strict, baseline=BASELINE, ratio=uneven)
+    assert not verdict.promoted
+    assert "ratio study: COD 22.000 outside [-, 15.0]" in verdict.reason
+    assert "ratio study: PRD 1.060 outside [0.98, 1.03]" in verdict.reason
+    assert "ratio study: |PRB| 0.080 outside [-, 0.05]" in verdict.reason
+    even = RatioStudy(sales=500, median_ratio=1.0, cod=9.0, prd=1.01, prb=0.01)
+    assert decide(candidate, None, strict, baseline=BASELINE, ratio=even).promoted
+    assert not decide(candidate, None, strict, baseline=BASELINE).promoted  # limits set, no study: not promoted
