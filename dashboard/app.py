@@ -26,6 +26,7 @@ PAGES = [
     st.Page("views/models.py", url_path="models", title="Model history", icon=":material/history:"),
     st.Page("views/model_diff.py", url_path="model_diff", title="Compare models", icon=":material/compare_arrows:"),
     st.Page("views/drift.py", url_path="drift", title="Drift", icon=":material/ssid_chart:"),
+    st.Page("views/live_quality.py", url_path="live_quality", title="Live quality", icon=":material/fact_check:"),
     st.Page("views/monitoring.py", url_path="monitoring", title="Monitoring", icon=":material/monitoring:"),
     st.Page("views/trace.py", url_path="trace", title="Trace a prediction", icon=":material/account_tree:"),
 ]

@@ -12,7 +12,9 @@ import pandas as pd
 UP, DOWN, NEUTRAL, TOTAL = "#2e7d32", "#c62828", "#9e9e9e", "#1565c0"
 ROW = 28
 """Pixels per bar of a horizontal bar chart: every label shows (Vega drops 'overlapping' ones otherwise)."""
-VERDICT_COLOURS = alt.Scale(domain=["promoted", "rejected", "pending"], range=[UP, DOWN, NEUTRAL])
+VERDICT_COLOURS = alt.Scale(
+    domain=["promoted", "rejected", "pending", "rolled_back"], range=[UP, DOWN, NEUTRAL, "#7b3294"]
+)
 
 
 def waterfall_steps(base_price: float, price: float, contributions: pd.DataFrame) -> pd.DataFrame:

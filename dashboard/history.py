@@ -14,7 +14,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mlops_assets.storage.object_store import ObjectStore
-from mlops_assets.storage.warehouse import drift_reports, model_diffs, model_history
+from mlops_assets.storage.warehouse import (
+    drift_reports,
+    live_performance,
+    model_diffs,
+    model_history,
+    rollbacks,
+    sale_outcomes,
+)
 
 
 class HistoryError(Exception):
@@ -87,6 +94,35 @@ class History:
             .order_by(model_diffs.c.new_version, model_diffs.c.old_version)
         )
         return self._read(query, model_diffs, "No model diff stored yet.")
+
+    def live_performance(self, model_name: str) -> pd.DataFrame:
+        """Live quality per sale batch and model version (scope 'all' and per state)."""
+        query = (
+            sa.select(live_performance)
+            .where(live_performance.c.model_name == model_name)
+            .order_by(live_performance.c.batch_id, live_performance.c.model_version)
+        )
+        return self._read(query, live_performance, "No sale has been matched to an earlier prediction yet.")
+
+    def sale_outcomes(self, model_name: str) -> pd.DataFrame:
+        """Every matched sale: the sold price and the model version's latest earlier prediction."""
+        query = sa.select(
+            sale_outcomes.c.batch_id,
+            sale_outcomes.c.state,
+            sale_outcomes.c.sold_price,
+            sale_outcomes.c.model_version,
+            sale_outcomes.c.predicted_price,
+            sale_outcomes.c.score_source,
+        ).where(sale_outcomes.c.model_name == model_name)
+        return self._read(query, sale_outcomes, "No sale has been matched to an earlier prediction yet.")
+
+    def rollbacks(self, model_name: str) -> pd.DataFrame:
+        """Every rollback, newest first; empty when none happened."""
+        query = sa.select(rollbacks).where(rollbacks.c.model_name == model_name).order_by(rollbacks.c.decided_at.desc())
+        try:
+            return self._read(query, rollbacks, "no rollback")
+        except NoHistoryError:
+            return pd.DataFrame(columns=[c.name for c in rollbacks.columns])
 
     def read(self, statement: sa.Select) -> pd.DataFrame:
         """Any read-only select (what `storage.queries` asks a warehouse for, e.g. `clean_through`)."""

@@ -59,6 +59,13 @@ def stored_diffs(url: str, model_name: str) -> pd.DataFrame:
     return _history(url).model_diffs(model_name)
 
 
+@st.cache_data(ttl=15, show_spinner=False)
+def live_history(url: str, model_name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(live performance per batch and version, matched sales, rollbacks)."""
+    history = _history(url)
+    return history.live_performance(model_name), history.sale_outcomes(model_name), history.rollbacks(model_name)
+
+
 def history(url: str) -> History:
     """The warehouse's read-only history (one engine per URL)."""
     return _history(url)

@@ -7,6 +7,7 @@ from dagster import Definitions, in_process_executor
 from mlops_assets.assets.drift import drift_report
 from mlops_assets.assets.listings import clean_listings, raw_listings
 from mlops_assets.assets.models import candidate_model, champion_model
+from mlops_assets.assets.outcomes import listing_scores, live_performance, sale_outcomes
 from mlops_assets.jobs import ingest_job, mlops_pipeline, train_job
 from mlops_assets.manual_promotion import promote_manually
 from mlops_assets.resources import build_resources
@@ -16,7 +17,16 @@ from mlops_assets.settings import Settings
 
 def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
-        assets=[raw_listings, clean_listings, drift_report, candidate_model, champion_model],
+        assets=[
+            raw_listings,
+            clean_listings,
+            listing_scores,
+            sale_outcomes,
+            live_performance,
+            drift_report,
+            candidate_model,
+            champion_model,
+        ],
         jobs=[ingest_job, train_job, mlops_pipeline, promote_manually],
         sensors=[ingestion_sensor, drift_sensor],
         resources=build_resources(settings),

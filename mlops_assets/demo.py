@@ -137,6 +137,16 @@ def _scores(metrics: dict) -> str:
     )
 
 
+def _live(outcome: dict) -> str:
+    """Matched sales of the batch and the champion's live MAPE so far (over all its matched sales)."""
+    text = f"{outcome.get('matched_sales', 0):>5,} sales matched"
+    if "champion_live_mape" in outcome:
+        text += f", {outcome['champion']} live MAPE {outcome['champion_live_mape']:.1%}"
+    if "rollback" in outcome:
+        text += f" ({outcome['rollback']})"
+    return text
+
+
 def run(max_batches: int | None) -> str | None:
     """The loop until the source is exhausted (or `max_batches`); returns the champion version.
 
@@ -169,7 +179,8 @@ def run(max_batches: int | None) -> str | None:
         detected = (
             "-" if drift["decision"].endswith("(no champion yet)") else "yes" if drift["drift_detected"] else "no"
         )
-        line = f"batch {key} | {clean['rows_out']:>6,} rows | drift: {detected} ({drift['why']}) | "
+        line = f"batch {key} | {clean['rows_out']:>6,} rows | {_live(_meta(ingest, 'live_performance'))} | "
+        line += f"drift: {detected} ({drift['why']}) | "
         train_requests, _ = loop.tick(drift_sensor)
         if not train_requests:
             line += "not trained"

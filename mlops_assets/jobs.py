@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-INGEST = AssetSelection.assets("raw_listings", "clean_listings", "drift_report")
+#: Ingest a batch: load and clean it, score it with the champion, join its sales to earlier scores and judge
+#: the champion on them (outcomes), then judge its drift.
+INGEST = AssetSelection.assets(
+    "raw_listings", "clean_listings", "listing_scores", "sale_outcomes", "live_performance", "drift_report"
+)
 TRAIN = AssetSelection.assets("candidate_model", "champion_model")
 
 ingest_job = define_asset_job(
     "ingest_job",
     selection=INGEST,
-    description="Fetch one batch, load RAW DATA and CLEAN DATA, and judge its drift. Never trains: "
+    description="Fetch one batch, load RAW DATA and CLEAN DATA, score it with the champion, match its sales to earlier "
+    "scores (live quality, rollback), and judge its drift. Never trains: "
     "the drift sensor decides that from the drift report.",
 )
 

@@ -16,6 +16,7 @@ from functools import cache
 import requests
 from dagster import ConfigurableResource
 
+from mlops_assets.core.live_quality import LiveQualityRule
 from mlops_assets.core.promotion import Gate
 from mlops_assets.ml.drift import DriftRule
 from mlops_assets.ml.registry import ModelRegistry
@@ -170,9 +171,30 @@ class PromotionGateResource(ConfigurableResource):
     max_increase: float = Gate.max_increase
     min_r2: float = Gate.min_r2
     max_rmse: float = Gate.max_rmse
+    max_cod: float | None = None
+    min_prd: float | None = None
+    max_prd: float | None = None
+    max_abs_prb: float | None = None
 
     def gate(self) -> Gate:
         return Gate(**self.model_dump())
+
+
+class LiveQualityResource(ConfigurableResource):
+    """When the champion's live error on matched sales is clearly worse than its holdout error or its
+    predecessor's, and what to do then (see `mlops_assets.core.live_quality` for the defaults' reasons).
+
+    policy 'off': figures only; 'alert' (default): the check `champion_live_quality` fails; 'auto': it fails
+    and the alias moves back to the previous champion."""
+
+    policy: str = LiveQualityRule.policy
+    metric: str = LiveQualityRule.metric
+    min_sales: int = LiveQualityRule.min_sales
+    max_increase_over_holdout: float = LiveQualityRule.max_increase_over_holdout
+    max_increase_over_previous: float = LiveQualityRule.max_increase_over_previous
+
+    def rule(self) -> LiveQualityRule:
+        return LiveQualityRule(**self.model_dump())
 
 
 class ServingResource(ConfigurableResource):
@@ -219,5 +241,6 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
         "drift_rule": DriftRuleResource(),
         "training": TrainingResource(n_trials=settings.train_trials),
         "promotion_gate": PromotionGateResource(mode=settings.gate_mode),
+        "live_quality": LiveQualityResource(policy=settings.rollback_policy),
         "serving": ServingResource(url=settings.serving_url, admin_token=settings.admin_token),
     }

@@ -63,6 +63,8 @@ class Settings:
     """The Dagster UI as a browser reaches it (MLOPS_DAGSTER_URL): serving's lineage links into it when set."""
     mlflow_url: str | None = None
     """The MLflow UI as a browser reaches it (MLOPS_MLFLOW_URL): serving's lineage links into it when set."""
+    rollback_policy: str = "alert"
+    """MLOPS_ROLLBACK_POLICY: off, alert (the live-quality check fails) or auto (and the alias moves back)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,4 +95,5 @@ class Settings:
             read_token=env.get("MLOPS_READ_TOKEN") or None,
             dagster_url=_url(env, "MLOPS_DAGSTER_URL"),
             mlflow_url=_url(env, "MLOPS_MLFLOW_URL"),
+            rollback_policy=_choice(env, "MLOPS_ROLLBACK_POLICY", ("alert", "off", "auto")),
         )

@@ -29,7 +29,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from mlops_assets.storage.warehouse import Warehouse, inference_log, raw_listings
+from mlops_assets.core.properties import property_keys
+from mlops_assets.storage.warehouse import Warehouse, add_missing_columns, inference_log, raw_listings
 from serving import metrics
 from serving.schemas import Property
 
@@ -90,8 +91,27 @@ def frames(batches: Sequence[LogBatch], json_as_text: bool) -> tuple[pd.DataFram
         raw["city"] += [p.get("city") for p in props]
         raw["state"] += [p["state"] for p in props]  # as sent: RAW DATA; cleaning normalises it later
         raw["zip_code"] += [float(p["zip_code"]) if p.get("zip_code") else None for p in props]
+        raw["brokered_by"] += [p.get("brokered_by") for p in props]
+        raw["street"] += [p.get("street") for p in props]
     # raw_listings.price stays NULL: unknown until the house sells
-    return pd.DataFrame(log), pd.DataFrame(raw)
+    raw_frame = pd.DataFrame(raw)
+    keys = named_properties(raw_frame)
+    raw_frame["property_key"] = keys
+    log["property_key"] = list(keys)
+    return pd.DataFrame(log), raw_frame
+
+
+def named_properties(raw: pd.DataFrame) -> pd.Series:
+    """The property key (core/properties.py) of requests that name the property - brokered_by and street
+    given - so its later sale can be matched to the prediction; None for the others, which could only match
+    a sold listing by its size and place."""
+    if raw.empty:
+        return pd.Series([], dtype="object")
+    named = raw["brokered_by"].notna() & raw["street"].notna()
+    keys = pd.Series([None] * len(raw), index=raw.index, dtype="object")
+    if named.any():
+        keys[named] = property_keys(raw[named])
+    return keys
 
 
 def open_warehouse(url: str) -> Warehouse:
@@ -106,6 +126,7 @@ def ensure_tables(engine: Engine) -> None:
     """Create the two tables if missing; another worker creating them at the same time is fine."""
     try:
         inference_log.metadata.create_all(engine, tables=[inference_log, raw_listings])
+        add_missing_columns(engine, [inference_log, raw_listings])
     except sa.exc.DBAPIError as error:
         if isinstance(error, _TRANSIENT):
             raise

@@ -105,6 +105,18 @@ class Property(TypedDict):
             Field(description="ZIP code, '02108' or 2108; the most precise location the model uses (optional)"),
         ]
     ]
+    brokered_by: NotRequired[
+        Annotated[
+            _finite("the listing broker's id in the realtor data (optional; not used for the price)", ge=0) | None,
+            Field(description="with street: names the property, so its later sale is matched to this prediction"),
+        ]
+    ]
+    street: NotRequired[
+        Annotated[
+            _finite("the street id in the realtor data (optional; not used for the price)", ge=0) | None,
+            Field(description="with brokered_by: names the property, so its later sale is matched to this prediction"),
+        ]
+    ]
 
 
 _PROPERTY = TypeAdapter(Property)

@@ -25,6 +25,7 @@ import bentoml
 from starlette.responses import JSONResponse
 
 from mlops_assets.core.features import FEATURE_NAMES
+from mlops_assets.storage.outcomes import live_summary
 from serving import metrics
 from serving.app import app
 from serving.bodies import BatchBody, PropertyBody
@@ -45,6 +46,8 @@ from serving.schemas import (
 )
 
 logger = logging.getLogger("bentoml.serving")
+#: How long /model reuses the champion's live figures before reading them again (seconds).
+LIVE_CACHE_SECONDS = 60.0
 CONFIG = ServingConfig.from_env()
 
 UNITS = {
@@ -90,6 +93,7 @@ class HousePriceService:
         self.holder = ModelHolder(registry, settings.model_alias, config.poll_seconds, sync)
         self.warehouse = open_warehouse(settings.database_url)
         self.engine = self.warehouse.engine  # the read endpoints' queries
+        self._live_cache: dict[str, tuple[float, dict | None]] = {}
         self.inference_log: InferenceLogger | None = None
         if config.inference_log:
             self.inference_log = InferenceLogger(
@@ -119,6 +123,20 @@ class HousePriceService:
 
             raise HTTPException(status_code=503, detail=self.holder.no_champion["message"])
         return self.holder.current is not None and self.all_workers_serve()
+
+    def live_quality(self, version: str) -> dict | None:
+        """The champion's live figures on matched sales (storage/outcomes.py), None when none are known;
+        read at most once a minute per version (a slow or absent warehouse must not slow /model down)."""
+        cached = self._live_cache.get(version)
+        if cached is not None and time.monotonic() - cached[0] < LIVE_CACHE_SECONDS:
+            return cached[1]
+        try:
+            figures = live_summary(self.warehouse, self.config.settings.model_name, version)
+        except Exception as error:  # no outcome tables yet, or the database is away: nothing known
+            logger.info("live figures of v%s not read: %s", version, error)
+            figures = None
+        self._live_cache[version] = (time.monotonic(), figures)
+        return figures
 
     def all_workers_serve(self) -> bool:
         """Every live worker has published a model, and as many workers as configured have."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from mlops_assets.assets.listings import clean_listings
+from mlops_assets.assets.outcomes import live_performance
 from mlops_assets.core.features import column_reliance
 from mlops_assets.ml.drift import CATEGORICAL, NUMERIC, DriftResult, DriftRule, compare
 from mlops_assets.partitions import batch_partitions
@@ -94,7 +95,8 @@ def ranking_table(ranking: list[dict]) -> str:
     partitions_def=batch_partitions,
     group_name="drift",
     kinds={"evidently"},
-    deps=[clean_listings],
+    # after the outcomes: a rollback they make happens before the report picks the champion's reference
+    deps=[clean_listings, live_performance],
     description="Drift of the batch against the champion's training data; decides whether to train.",
 )
 def drift_report(

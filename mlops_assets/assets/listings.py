@@ -26,6 +26,7 @@ from dagster import (
 
 from mlops_assets.core.cleaning import check_clean_ranges
 from mlops_assets.core.cleaning import clean_listings as clean
+from mlops_assets.core.properties import property_keys
 from mlops_assets.core.schema import coerce_raw, validate_raw
 from mlops_assets.partitions import batch_number, batch_partitions
 from mlops_assets.resources import BatchSourceResource, ObjectStoreResource, WarehouseResource
@@ -122,6 +123,7 @@ def raw_listings(
         )
 
     raw = coerce_raw(frame)
+    raw["property_key"] = property_keys(raw)
     raw.insert(0, "batch_id", batch_id)
     raw.insert(1, "source", source.source_name)
     raw.insert(2, "ingested_at", datetime.now(UTC))

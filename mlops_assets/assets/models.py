@@ -19,9 +19,11 @@ from mlops_assets.core.features import fit_transform_training, to_target, transf
 from mlops_assets.core.metrics import METRIC_NAMES, regression_metrics
 from mlops_assets.core.model_diff import summary_markdown, to_markdown
 from mlops_assets.core.promotion import Verdict, decide, fmt
+from mlops_assets.core.ratio_study import RatioStudy, by_state, ratio_study
 from mlops_assets.core.splits import digest, is_holdout
 from mlops_assets.ml.model_diff import artifact_paths, diff_models, prices
 from mlops_assets.ml.registry import LoadedModel, ModelRegistry
+from mlops_assets.ml.rollback import ROLLED_BACK
 from mlops_assets.ml.tracking import record_training
 from mlops_assets.ml.training import predict_price, tune_and_fit
 from mlops_assets.partitions import batch_partitions
@@ -76,6 +78,28 @@ def metrics_table(rows: dict[str, dict[str, float] | None]) -> str:
     return "\n".join(lines)
 
 
+def holdout_ratio_study(holdout: pd.DataFrame, predicted) -> tuple[RatioStudy, dict[str, dict]]:
+    """The IAAO ratio study of holdout predictions against the listed prices: overall and by state."""
+    rows = pd.DataFrame(
+        {"state": holdout["state"].to_numpy(), "predicted": predicted, "sold": holdout["price"].to_numpy()}
+    )
+    return ratio_study(rows["predicted"].to_numpy(), rows["sold"].to_numpy()), by_state(rows)
+
+
+def ratio_values(study: RatioStudy, states: dict[str, dict]) -> dict:
+    """`study` as model_history column values."""
+    return {"ratio_median": study.median_ratio, "ratio_cod": study.cod, "ratio_prd": study.prd,
+            "ratio_prb": study.prb, "ratio_by_state": states}  # fmt: skip
+
+
+def ratio_markdown(study: RatioStudy) -> str:
+    """One line: the four figures, and those outside IAAO's standard ranges."""
+    prb = f"{study.prb:+.3f}" if study.prb is not None else "-"
+    line = f"median ratio {study.median_ratio:.3f}, COD {study.cod:.1f}, PRD {study.prd:.3f}, PRB {prb}"
+    outside = study.outside_standards()
+    return line + (f" (outside IAAO ranges: {'; '.join(outside)})" if outside else " (within IAAO ranges)")
+
+
 def batches_table(train: pd.DataFrame) -> str:
     """Markdown: the training rows per batch (a listing in several batches counts in its latest), and the total."""
     rows = train["batch_id"].value_counts().sort_index()
@@ -119,7 +143,9 @@ def candidate_model(
     state, train_x = fit_transform_training(train)  # training rows encoded out of fold: no target leakage
     model = tune_and_fit(train_x.to_numpy(), to_target(train["price"]), training.tuning(config.n_trials))
     holdout_x = transform(holdout, state).to_numpy()
-    metrics = regression_metrics(holdout["price"], predict_price(model.booster, holdout_x))
+    predicted = predict_price(model.booster, holdout_x)
+    metrics = regression_metrics(holdout["price"], predicted)
+    study, study_by_state = holdout_ratio_study(holdout, predicted)
     baseline = baseline_metrics(train, holdout)
     holdout_digest = digest(holdout["listing_id"])
     tags = {
@@ -139,8 +165,11 @@ def candidate_model(
         model_name=mlflow.model_name,
         model=model,
         feature_state=state,
-        metrics=metrics | {f"baseline_{k}": v for k, v in baseline.items()},
+        metrics=metrics
+        | {f"baseline_{k}": v for k, v in baseline.items()}
+        | {k: v for k, v in ratio_values(study, {}).items() if isinstance(v, float)},
         holdout_x=holdout_x,
+        dicts={"ratio_study.json": {"overall": study.as_dict(), "by_state": study_by_state}},
         tags=tags,
         holdout={
             "rule": f"hash bucket of listing_id below {training.holdout_fraction:.0%}",
@@ -170,6 +199,7 @@ def candidate_model(
             "why": why,
             "params": model.params,
             "shap_importance": shap_importance,
+            **ratio_values(study, study_by_state),
         },
     )
     link = mlflow.run_url(recorded.experiment_id, recorded.run_id)
@@ -185,6 +215,7 @@ def candidate_model(
             "training_batches": MetadataValue.md(batches_table(train)),
             **{k: round(v, 4) for k, v in metrics.items()},
             "metrics": MetadataValue.md(metrics_table({"candidate": metrics, "naive baseline": baseline})),
+            "ratio_study": MetadataValue.md(ratio_markdown(study)),
             "cv_r2_mean": round(model.cv_r2_mean, 4),
             "cv_r2_std": round(model.cv_r2_std, 4),
             "best_params": MetadataValue.json(model.params),
@@ -301,8 +332,16 @@ def champion_model(
     gate = promotion_gate.gate()
     champion_metrics = None
     champion = champion_price = None
+    candidate_study, _ = holdout_ratio_study(holdout, candidate_price)
+    rolled_back = candidate.tags.get("verdict") == ROLLED_BACK
     if champion_version == candidate.version:
         verdict = Verdict(True, f"v{candidate.version} already holds the alias '{mlflow.alias}'")
+    elif rolled_back:
+        verdict = Verdict(
+            False,
+            f"v{candidate.version} was rolled back on live quality ({candidate.tags.get('verdict_reason', '')}); "
+            "it is not promoted again unless retrained",
+        )
     else:
         unscorable = None
         if champion_version is not None:
@@ -313,7 +352,9 @@ def champion_model(
             except ValueError as error:  # e.g. trained by a release with other features
                 unscorable = f"champion v{champion_version} cannot be scored by this code ({error})"
                 context.log.warning(f"{unscorable}: the candidate is judged against the naive baseline only")
-        verdict = decide(candidate_metrics, champion_metrics, gate, champion_version, len(holdout), baseline)
+        verdict = decide(
+            candidate_metrics, champion_metrics, gate, champion_version, len(holdout), baseline, candidate_study
+        )
         if unscorable:
             reason = verdict.reason.replace("; no champion yet", "")
             verdict = Verdict(verdict.promoted, f"{reason}; {unscorable}: judged against the baseline only")
@@ -328,12 +369,12 @@ def champion_model(
             **metric_values("champion_", champion_metrics),
             **metric_values("baseline_", baseline),
             "gate_mode": gate.mode,
-            "verdict": "promoted" if verdict.promoted else "rejected",
+            "verdict": "promoted" if verdict.promoted else ROLLED_BACK if rolled_back else "rejected",
             "reason": verdict.reason,
             "decided_at": datetime.now(UTC),
         },
     )
-    if champion_version != candidate.version:
+    if champion_version != candidate.version and not rolled_back:
         if verdict.promoted:
             registry.promote(candidate.version, verdict.reason)
         else:
@@ -382,6 +423,7 @@ def champion_model(
             "candidate_metrics": MetadataValue.json(candidate_metrics),
             "previous_champion_metrics": MetadataValue.json(champion_metrics or {}),
             "holdout_rows": len(holdout),
+            "ratio_study": MetadataValue.md(ratio_markdown(candidate_study)),
             "serving_reload": notified,
             **diff_metadata,
             **({"repaired": MetadataValue.md("\n".join(f"- {line}" for line in repaired))} if repaired else {}),

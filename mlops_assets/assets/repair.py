@@ -27,7 +27,12 @@ from mlops_assets.ml.registry import ModelRegistry
 from mlops_assets.storage.warehouse import Warehouse, metric_values, model_history
 
 #: The registry's verdict tags -> the verdict `model_history` records for them.
-REGISTRY_VERDICTS = {"promoted": "promoted", "promoted_manually": "promoted", "rejected": "rejected"}
+REGISTRY_VERDICTS = {
+    "promoted": "promoted",
+    "promoted_manually": "promoted",
+    "rejected": "rejected",
+    "rolled_back": "rolled_back",
+}
 
 
 def end_abandoned_runs(registry: ModelRegistry, experiment: str, instance: DagsterInstance) -> list[str]:

@@ -46,6 +46,7 @@ def record_training(
     holdout_x: np.ndarray,
     tags: dict[str, str],
     holdout: dict,
+    dicts: dict[str, dict] | None = None,
 ) -> tuple[RecordedRun, dict[str, float]]:
     """One MLflow run for one trained model; returns the run and the mean |SHAP| per feature."""
     import matplotlib.pyplot as plt
@@ -66,6 +67,8 @@ def record_training(
         mlflow.log_dict(json.loads(feature_state.to_json()), "feature_state.json")
         mlflow.log_dict(shap_importance, "shap/mean_abs_shap.json")
         mlflow.log_dict(holdout, "holdout.json")
+        for path, content in (dicts or {}).items():
+            mlflow.log_dict(content, path)
         for name, figure in (
             ("shap/summary.png", explain.summary_plot(values, sample)),
             ("shap/mean_abs_shap.png", explain.importance_plot(shap_importance, "mean |SHAP| (log price)")),

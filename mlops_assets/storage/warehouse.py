@@ -59,6 +59,7 @@ raw_listings = sa.Table(
     sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
     *_listing_columns(),
     sa.Column("zip_code", sa.Float),
+    sa.Column("property_key", sa.String(16), index=True),
 )
 
 clean_listings = sa.Table(
@@ -70,6 +71,8 @@ clean_listings = sa.Table(
     *_listing_columns(),
     sa.Column("zip_code", sa.String(5)),
     sa.Column("acre_lot_missing", sa.Boolean, nullable=False),
+    # the same house across listings (core/properties.py): a later `sold` row finds its earlier scores by it
+    sa.Column("property_key", sa.String(16), index=True),
 )
 
 drift_reports = sa.Table(
@@ -126,6 +129,12 @@ model_history = sa.Table(
     sa.Column("why", sa.Text),
     sa.Column("params", sa.JSON),
     sa.Column("shap_importance", sa.JSON),
+    # the IAAO ratio study of the holdout predictions (core/ratio_study.py), overall and by state
+    sa.Column("ratio_median", sa.Float),
+    sa.Column("ratio_cod", sa.Float),
+    sa.Column("ratio_prd", sa.Float),
+    sa.Column("ratio_prb", sa.Float),
+    sa.Column("ratio_by_state", sa.JSON),
 )
 
 
@@ -203,7 +212,94 @@ inference_log = sa.Table(
     sa.Column("house_size", sa.Float),
     sa.Column("inputs", sa.JSON),
     sa.Column("warnings", sa.JSON),
+    # set when the request named the property (brokered_by, street, city, zip_code...): its sale can be matched
+    sa.Column("property_key", sa.String(16), index=True),
 )
+
+
+#: Batch scoring (assets/outcomes.py): every listing of a batch that is not sold, priced by the champion of
+#: that moment. One row per listing; re-scoring a batch replaces its rows.
+listing_scores = sa.Table(
+    "listing_scores",
+    metadata,
+    sa.Column("batch_id", sa.String(32), nullable=False, index=True),
+    sa.Column("listing_id", sa.String(16), nullable=False),
+    sa.Column("property_key", sa.String(16), nullable=False, index=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32)),
+    sa.Column("state", sa.String(64)),
+    sa.Column("list_price", sa.Float),
+    sa.Column("predicted_price", sa.Float, nullable=False),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: A batch's sales joined to the earlier scores of the same property: per sale, one row per model version
+#: (its latest score before the sale), from batch scoring or from serving's log. Re-running replaces the batch.
+sale_outcomes = sa.Table(
+    "sale_outcomes",
+    metadata,
+    sa.Column("batch_id", sa.String(32), nullable=False, index=True),
+    sa.Column("sold_listing_id", sa.String(16), nullable=False),
+    sa.Column("property_key", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(64)),
+    sa.Column("sold_price", sa.Float, nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False, index=True),
+    sa.Column("predicted_price", sa.Float, nullable=False),
+    sa.Column("score_source", sa.String(16), nullable=False),
+    sa.Column("scored_batch_id", sa.String(32)),
+    sa.Column("score_request_id", sa.String(64)),
+    sa.Column("scored_at", sa.DateTime(timezone=True)),
+    sa.Column("matched_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Live quality per batch and model version, over the batch's matched sales: overall (scope 'all') and per
+#: state with enough sales (scope = the state). A time series: one set of rows per sale batch.
+live_performance = sa.Table(
+    "live_performance",
+    metadata,
+    sa.Column("batch_id", sa.String(32), nullable=False, index=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("scope", sa.String(64), nullable=False),
+    sa.Column("sales", sa.Integer, nullable=False),
+    sa.Column("mae", sa.Float),
+    sa.Column("mape", sa.Float),
+    sa.Column("median_ape", sa.Float),
+    sa.Column("median_ratio", sa.Float),
+    sa.Column("cod", sa.Float),
+    sa.Column("prd", sa.Float),
+    sa.Column("prb", sa.Float),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Every rollback: the champion whose live quality failed, the version put back, why, with the figures.
+rollbacks = sa.Table(
+    "rollbacks",
+    metadata,
+    sa.Column("model_name", sa.String(128), primary_key=True),
+    sa.Column("from_version", sa.Integer, primary_key=True),
+    sa.Column("to_version", sa.Integer, nullable=False),
+    sa.Column("batch_id", sa.String(32), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("figures", sa.JSON),
+    sa.Column("dagster_run_id", sa.String(64)),
+)
+
+
+def add_missing_columns(engine: Engine, tables: list[sa.Table]) -> None:
+    """Add the nullable columns a newer release introduced to existing `tables` (their rows are kept)."""
+    inspector = sa.inspect(engine)
+    with engine.begin() as connection:
+        for table in tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    # names and types come from this module's metadata, never from input
+                    connection.execute(sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
 
 
 class Warehouse:
@@ -225,15 +321,7 @@ class Warehouse:
         """Create missing tables, and add the nullable columns a newer release introduced to
         existing ones (a warehouse from an earlier version keeps its rows)."""
         metadata.create_all(self.engine)
-        inspector = sa.inspect(self.engine)
-        with self.begin() as connection:
-            for table in metadata.sorted_tables:
-                present = {c["name"] for c in inspector.get_columns(table.name)}
-                for column in table.columns:
-                    if column.name not in present and column.nullable:
-                        kind = column.type.compile(dialect=self.engine.dialect)
-                        # names and types come from this module's metadata, never from input
-                        connection.execute(sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+        add_missing_columns(self.engine, metadata.sorted_tables)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

@@ -8,8 +8,9 @@ import requests
 from streamlit import dataframe_util
 
 from dashboard.ui import money
+from mlops_assets.core.live_quality import live_errors
 from mlops_assets.storage.object_store import ObjectStore
-from mlops_assets.storage.warehouse import Warehouse, model_diffs, model_history
+from mlops_assets.storage.warehouse import Warehouse, live_performance, model_diffs, model_history, sale_outcomes
 from tests.dashboard.conftest import READ_TOKEN, TOKEN, Platform, clean, eventually, open_page, texts
 
 pytestmark = pytest.mark.slow
@@ -232,3 +233,22 @@ def test_compare_models_shows_the_stored_diff_and_computes_any_other_pair(on_pla
 
     at = at.selectbox(key="diff_old").select(3).run()
     assert clean(at) and texts(at.main.info) == ["Pick two different versions."]
+
+
+def test_live_quality_shows_matched_sales_the_ratio_study_and_no_rollback(on_platform):
+    at = open_page("live_quality")
+    assert clean(at)
+    db = Warehouse(on_platform.settings.database_url)
+    performance = db.read(live_performance.select().where(live_performance.c.scope == "all"))
+    outcomes = db.read(sale_outcomes.select())
+    assert len(outcomes) > 0, "batch 3's sales match batch 2's scores by v1"
+    drawn = chart_data(at)
+    assert list(drawn["batch_id"]) == list(performance["batch_id"])
+    assert list(drawn["sales"]) == list(performance["sales"])
+    study = at.dataframe[0].value.set_index("model_version")
+    expected = live_errors(outcomes["predicted_price"].to_numpy(), outcomes["sold_price"].to_numpy())
+    assert list(study.index) == ["1"] and study.loc["1", "sales"] == len(outcomes)
+    assert study.loc["1", "median_ratio"] == pytest.approx(expected["median_ratio"])
+    assert study.loc["1", "cod"] == pytest.approx(expected["cod"])
+    assert study.loc["1", "cod ok"] == ("yes" if expected["cod"] <= 15 else "no")
+    assert "No rollback" in texts(at.main.info)[-1]

@@ -7,11 +7,13 @@ import math
 import uuid
 
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 import sqlalchemy as sa
 
 from mlops_assets.core.features import FEATURE_NAMES, build_features, transform
+from mlops_assets.core.properties import property_keys
 from mlops_assets.ml.training import predict_price
 from serving.schemas import MAX_BODY_BYTES
 from tests.serving.conftest import EXAMPLE, READ_TOKEN, REJECTED, TOKEN, Service, wait_until
@@ -360,3 +362,25 @@ def test_reload_needs_the_admin_token(serving: Service):
     body = allowed.json()
     assert body["new_version"] == serving.get("/model").json()["model_version"] and body["all_workers_synced"]
     assert len(body["workers"]) == 2
+
+
+def test_a_request_that_names_the_property_is_logged_with_its_property_key(serving: Service):
+    named = {**EXAMPLE, "city": f"keycheck-{uuid.uuid4().hex[:8]}", "zip_code": "90001", "brokered_by": 5, "street": 7}
+    named_id = serving.post("/predict", named).json()["request_id"]
+    anonymous_id = serving.post("/predict", {**named, "brokered_by": None, "street": None}).json()["request_id"]
+    assert serving.post("/predict", {**named, "street": -1}).status_code == 422
+    engine = sa.create_engine(serving.database_url)
+    try:
+
+        def logged():
+            query = "SELECT request_id, property_key FROM inference_log WHERE request_id IN (:a, :b)"
+            with engine.connect() as c:
+                rows = dict(c.execute(sa.text(query), {"a": named_id, "b": anonymous_id}).all())
+            return rows if len(rows) == 2 else None
+
+        keys = wait_until(logged, 30, "both predictions in inference_log")
+    finally:
+        engine.dispose()
+    listing = pd.DataFrame([{**named, "state": "California", "brokered_by": 5.0, "street": 7.0}])
+    assert keys[named_id] == property_keys(listing)[0]  # the key its sale will carry in clean_listings
+    assert keys[anonymous_id] is None  # without broker and street a sale could match it only by size and place
