@@ -59,6 +59,16 @@ def _price_table(values: pd.Series) -> str:
     return "\n".join(lines)
 
 
+def _nothing_scored(context: AssetExecutionContext, db, batch_id: str, version: str | None, why: str):
+    """An empty score set for the batch (replacing any earlier one), saying why: the loop goes on."""
+    db.replace_batch(scores_table, batch_id, pd.DataFrame())
+    log = context.log.warning if version else context.log.info  # a champion that cannot score is worth a warning
+    log(f"batch {batch_id}: {why}")
+    return MaterializeResult(
+        metadata={"rows_scored": 0, "model_version": version or "none", "note": why, "dagster/row_count": 0}
+    )
+
+
 @asset(
     partitions_def=batch_partitions,
     group_name="outcomes",
@@ -75,17 +85,18 @@ def listing_scores(
     batch_id = context.partition_key
     db = warehouse.get()
     clean = queries.clean_batch(db, batch_id)
-    unsold = clean[clean["status"] != "sold"].reset_index(drop=True)
+    # rows loaded before property keys existed have none: they could never be matched to a sale
+    unsold = clean[(clean["status"] != "sold") & clean["property_key"].notna()].reset_index(drop=True)
     registry = mlflow.registry()
     version = registry.alias_version()
     if version is None or unsold.empty:
-        db.replace_batch(scores_table, batch_id, pd.DataFrame())
         why = "no champion yet: nothing to score with" if version is None else "no unsold listings in the batch"
-        context.log.info(f"batch {batch_id}: {why}")
-        return MaterializeResult(metadata={"rows_scored": 0, "model_version": version or "none", "note": why,
-                                           "dagster/row_count": 0})  # fmt: skip
-    model = registry.load(version)
-    predicted = prices(model, unsold)
+        return _nothing_scored(context, db, batch_id, version, why)
+    try:
+        predicted = prices(registry.load(version), unsold)
+    except ValueError as error:  # e.g. a champion trained by a release with other features
+        return _nothing_scored(context, db, batch_id, version, f"champion v{version} cannot be scored by this code "
+                               f"({error}); the batch is left unscored")  # fmt: skip
     frame = pd.DataFrame(
         {
             "batch_id": batch_id,
