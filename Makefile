@@ -18,6 +18,7 @@ export PYTHONUNBUFFERED := 1
 .PHONY: serve bench-serving
 .PHONY: dashboard browser
 .PHONY: deploy-tools render k3d-up
+.PHONY: images up down test-system system-tools
 .PHONY: deploy-check deploy-schemas
 
 help:
@@ -36,6 +37,10 @@ help:
 	@echo "make deploy-tools - install promtool (Debian prometheus) for tests/deploy"
 	@echo "make deploy-check - tests/deploy: manifests strictly schema-validated (Kubernetes 1.25/1.34, CRDs), shellcheck, alerts"
 	@echo "make k3d-up  - k3d cluster + registry, images, secrets, Argo CD, root app (deploy/k3d.sh)"
+	@echo "make images  - build the four images (docker/build.sh; stand-in base where no registry answers)"
+	@echo "make up      - the platform as containers (docker-compose.yml), waits for health, prints the URLs"
+	@echo "make down    - stop it (volumes kept; make down VOLUMES=1 removes them)"
+	@echo "make test-system - the full loop against the containers (tests/system; builds and starts them)"
 
 setup: $(STAMP) instance
 
@@ -139,6 +144,33 @@ render:
 # A local k3d cluster under Argo CD: needs docker, k3d, kubectl, openssl (README "Deployment").
 k3d-up:
 	deploy/k3d.sh up
+
+# Docker's engine and CLI, docker-compose 1.29 and debootstrap from Debian, when missing (needs root or sudo).
+system-tools:
+	@if command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 \
+		&& { command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1; }; then \
+		echo "docker: $$(docker --version)"; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends \
+			docker.io docker-compose debootstrap; fi
+
+# The platform as containers (README "Deployment", compose). Each starts a local dockerd when no Docker
+# engine answers (docker/engine.sh; `docker/engine.sh stop` ends it) and builds on stand-in bases made
+# from Debian where no registry answers (docker/base.sh).
+images:
+	docker/build.sh
+
+up:
+	docker/compose.sh up
+
+# Keeps the volumes (PostgreSQL, S3, Prometheus); VOLUMES=1 removes them.
+down:
+	VOLUMES="$(VOLUMES)" docker/compose.sh down
+
+# The full loop against its own compose project (mlops-systest, fresh volumes, removed afterwards unless
+# MLOPS_SYSTEM_KEEP=1); not part of `make test`.
+test-system: setup system-tools
+	MLOPS_SYSTEM_TEST=1 $(BIN)/python -m pytest tests/system -v -p no:cacheprovider -o log_cli=false
 
 lock: $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o $(LOCK)
