@@ -142,6 +142,8 @@ def _live(outcome: dict) -> str:
     text = f"{outcome.get('matched_sales', 0):>5,} sales matched"
     if "champion_live_mape" in outcome:
         text += f", {outcome['champion']} live MAPE {outcome['champion_live_mape']:.1%}"
+    elif outcome.get("champion", "none") != "none":
+        text += f", {outcome['champion']}: none of its own yet"
     if "rollback" in outcome:
         text += f" ({outcome['rollback']})"
     return text

@@ -87,15 +87,23 @@ def study_rows(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         figures = live_errors(part["predicted_price"].to_numpy(), part["sold_price"].to_numpy())
         keys = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
         rows.append({**keys, **figures, **{f"{n} ok": within(n, figures[n]) for n in STANDARDS}})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:  # dollars to the dollar, as everywhere in the viewer
+        frame["mae"] = frame["mae"].map(ui.money)
+    return frame
 
 
 st.subheader("Ratio study (IAAO) over all matched sales")
 ranges = ", ".join(f"{n.replace('_', ' ')} {low}-{high}" for n, (low, high) in STANDARDS.items())
 st.caption(f"Ratio = predicted / sold. IAAO ranges for residential property: {ranges} (COD in percent).")
 columns = {
+    "model_version": "model",
     "sales": st.column_config.NumberColumn("sales", format="localized"),
-    "mae": st.column_config.NumberColumn("MAE", format="dollar"),
+    "mae": "MAE",
+    "median_ratio ok": "ratio in range",
+    "cod ok": "COD in range",
+    "prd ok": "PRD in range",
+    "prb ok": "PRB in range",
     "mape": st.column_config.NumberColumn("MAPE", format="percent"),
     "median_ape": st.column_config.NumberColumn("median APE", format="percent"),
     "median_ratio": st.column_config.NumberColumn("median ratio", format="%.3f"),
