@@ -188,7 +188,9 @@ def test_a_worker_killed_under_load_is_replaced_without_a_503(serving: Service):
     assert 503 not in statuses, statuses.count(503)
     # only what was in flight in the killed worker can fail (the loop sends one request at a time)
     assert sum(status != 200 for status in statuses) <= 1, [r for r in loop.results if r[0] != 200]
-    assert serving.get("/health").json()["all_workers_serve"]
+    # every worker serves again: awaited, not read once (one CI run read false once right after the loop, with
+    # /readyz already 200; the cause was not found)
+    wait_until(lambda: serving.get("/health").json()["all_workers_serve"], 30, "every worker serves, per /health")
     # the killed worker's live gauges are withdrawn by its replacement: model_info names one version again
     wait_until(lambda: serving.all_workers_serve(serving.get("/model").json()["model_version"]), 30, "model_info")
 
