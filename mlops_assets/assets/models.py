@@ -332,7 +332,7 @@ def champion_model(
     gate = promotion_gate.gate()
     champion_metrics = None
     champion = champion_price = None
-    candidate_study, _ = holdout_ratio_study(holdout, candidate_price)
+    candidate_study = ratio_study(candidate_price, holdout["price"].to_numpy())  # the gate needs no by-state figures
     rolled_back = candidate.tags.get("verdict") == ROLLED_BACK
     if champion_version == candidate.version:
         verdict = Verdict(True, f"v{candidate.version} already holds the alias '{mlflow.alias}'")

@@ -136,8 +136,9 @@ def listing_scores(
 def sale_outcomes(context: AssetExecutionContext, warehouse: WarehouseResource, mlflow: MlflowResource):
     batch_id = context.partition_key
     db = warehouse.get()
-    sales = len(outcomes.sold_rows(db, batch_id))
-    matched = outcomes.match_sales(db, batch_id, mlflow.model_name)
+    sold = outcomes.sold_rows(db, batch_id)
+    sales = len(sold)
+    matched = outcomes.match_sales(db, batch_id, mlflow.model_name, sold)
     matched["matched_at"] = datetime.now(UTC)
     rows = db.replace_batch(outcomes_table, batch_id, matched)
     matched_sales = int(matched["sold_listing_id"].nunique()) if rows else 0

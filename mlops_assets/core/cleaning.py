@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from mlops_assets.core.properties import property_keys
+from mlops_assets.core.properties import normalize_zip, property_keys
 from mlops_assets.core.schema import NUMERIC_COLUMNS, RAW_COLUMNS, STATUSES
 from mlops_assets.core.states import normalize_state
 
@@ -63,15 +63,6 @@ def normalize_status(value: object) -> str | None:
     key = " ".join(value.split()).lower()
     key = _STATUS_ALIASES.get(key, key)
     return key if key in STATUSES else None
-
-
-def normalize_zip(values: pd.Series) -> pd.Series:
-    """601.0 -> '00601'; missing or impossible codes -> None."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    valid = numbers.notna() & (numbers >= 0) & (numbers <= 99_999) & (numbers % 1 == 0)
-    out = pd.Series([None] * len(values), index=values.index, dtype="object")
-    out[valid] = numbers[valid].astype("int64").map("{:05d}".format)
-    return out
 
 
 def normalize_date(values: pd.Series) -> pd.Series:

@@ -27,8 +27,8 @@ PROPERTY_FIELDS = ("brokered_by", "street", "city", "state", "zip_code", "bed", 
 NUMERIC_FIELDS = ("brokered_by", "street", "bed", "bath", "house_size", "acre_lot")
 
 
-def _zip(values: pd.Series) -> pd.Series:
-    """'601', 601.0 and '00601' alike -> '00601'; anything else -> None."""
+def normalize_zip(values: pd.Series) -> pd.Series:
+    """601.0, '601' and '00601' alike -> '00601'; missing or impossible codes -> None (cleaning uses it too)."""
     numbers = pd.to_numeric(values, errors="coerce")
     valid = numbers.notna() & (numbers >= 0) & (numbers <= 99_999) & (numbers % 1 == 0)
     out = pd.Series([None] * len(values), index=values.index, dtype="object")
@@ -52,7 +52,7 @@ def property_keys(frame: pd.DataFrame) -> pd.Series:
         elif field == "state":
             parts[field] = values.map(normalize_state).astype("object")
         elif field == "zip_code":
-            parts[field] = _zip(values)
+            parts[field] = normalize_zip(values)
         else:
             parts[field] = values.map(_city).astype("object")
     parts = parts.astype({f: "object" for f in ("state", "zip_code", "city")}).where(parts.notna(), None)

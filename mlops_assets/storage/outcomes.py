@@ -101,9 +101,10 @@ def earlier_scores(db: Warehouse, batch_id: str, model_name: str, keys: list[str
     return scores
 
 
-def match_sales(db: Warehouse, batch_id: str, model_name: str) -> pd.DataFrame:
-    """The batch's sales joined to the latest earlier score of the same property by each model version."""
-    sold = sold_rows(db, batch_id)
+def match_sales(db: Warehouse, batch_id: str, model_name: str, sold: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The batch's sales (`sold`, when already read) joined to the latest earlier score of the same property
+    by each model version."""
+    sold = sold_rows(db, batch_id) if sold is None else sold
     sold = sold[sold["property_key"].notna()]
     if sold.empty:
         return pd.DataFrame(columns=OUTCOME_COLUMNS)
