@@ -41,7 +41,8 @@ from mlops_assets.core.features import (  # noqa: E402
 from mlops_assets.core.metrics import regression_metrics  # noqa: E402
 from mlops_assets.core.schema import coerce_raw  # noqa: E402
 from mlops_assets.core.splits import is_holdout  # noqa: E402
-from mlops_assets.ml.training import TuningConfig, predict_price, tune_and_fit  # noqa: E402
+from mlops_assets.ml.predict import predict_price  # noqa: E402
+from mlops_assets.ml.training import TuningConfig, tune_and_fit  # noqa: E402
 from mlops_assets.sources.generator import ListingGenerator  # noqa: E402
 
 START = "<!-- quality-benchmark:start -->"
@@ -51,7 +52,7 @@ STATE_ONLY = [n for n in FEATURE_NAMES if n not in LOCATION_FEATURES or n == "st
 
 def evaluate(train_x: pd.DataFrame, holdout_x: pd.DataFrame, train, holdout, columns, trials: int) -> dict:
     model = tune_and_fit(train_x[columns].to_numpy(), to_target(train["price"]), TuningConfig(n_trials=trials), columns)
-    return regression_metrics(holdout["price"], predict_price(model.booster, holdout_x[columns].to_numpy(), columns))
+    return regression_metrics(holdout["price"], predict_price(model.booster, holdout_x[columns].to_numpy()))
 
 
 def measure(trials: int) -> list[dict]:

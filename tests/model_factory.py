@@ -12,9 +12,10 @@ from mlops_assets.core.features import FeatureState, fit_transform_training, to_
 from mlops_assets.core.metrics import regression_metrics
 from mlops_assets.core.schema import coerce_raw
 from mlops_assets.core.splits import digest, is_holdout
+from mlops_assets.ml.predict import predict_price
 from mlops_assets.ml.registry import ModelRegistry
 from mlops_assets.ml.tracking import record_training
-from mlops_assets.ml.training import TrainedModel, TuningConfig, predict_price, tune_and_fit
+from mlops_assets.ml.training import TrainedModel, TuningConfig, tune_and_fit
 from mlops_assets.sources.generator import ListingGenerator
 
 

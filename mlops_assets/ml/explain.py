@@ -1,4 +1,4 @@
-"""SHAP for the tree model: XGBoost's own TreeSHAP (`pred_contribs`), plus the plots for MLflow."""
+"""Global importance from SHAP values (`ml.predict.shap_contributions`, XGBoost TreeSHAP), and the MLflow plots."""
 
 from __future__ import annotations
 
@@ -6,17 +6,12 @@ import numpy as np
 import xgboost as xgb
 
 from mlops_assets.core.features import FEATURE_NAMES
-
-
-def shap_values(booster: xgb.Booster, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(per-feature SHAP values [rows x features], base value [rows]) in log1p(price) space."""
-    contribs = booster.predict(xgb.DMatrix(x, feature_names=FEATURE_NAMES), pred_contribs=True)
-    return contribs[:, :-1], contribs[:, -1]
+from mlops_assets.ml.predict import shap_contributions
 
 
 def mean_abs_shap(booster: xgb.Booster, x: np.ndarray) -> dict[str, float]:
     """Global importance: the mean |SHAP| per feature - what the model relies on, comparable across versions."""
-    values, _ = shap_values(booster, x)
+    values, _ = shap_contributions(booster, x)
     return importance_of(values)
 
 
@@ -47,7 +42,7 @@ def importance_plot(importance: dict[str, float], title: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = sorted(importance, key=importance.get)
+    names = sorted(importance, key=lambda name: importance[name])
     figure, axis = plt.subplots(figsize=(8, 5))
     axis.barh(names, [importance[n] for n in names], color="#3b7dd8")
     axis.set_title(title)

@@ -13,8 +13,8 @@ import pandas as pd
 from mlops_assets.core.features import transform
 from mlops_assets.core.model_diff import model_diff
 from mlops_assets.ml import explain
+from mlops_assets.ml.predict import predict_price
 from mlops_assets.ml.registry import LoadedModel
-from mlops_assets.ml.training import predict_price
 
 #: Rows the mean |SHAP| is taken on (as for the importance recorded at training).
 SHAP_ROWS = 2_000

@@ -11,6 +11,7 @@ import numpy as np
 
 from mlops_assets.core.features import FeatureState
 from mlops_assets.ml import explain
+from mlops_assets.ml.predict import shap_contributions
 from mlops_assets.ml.registry import FEATURE_STATE_KEY, configure_tracking
 from mlops_assets.ml.training import TrainedModel
 
@@ -57,11 +58,11 @@ def record_training(
     configure_tracking(tracking_uri)
     experiment_id = ensure_experiment(experiment, artifact_location)
     sample = holdout_x[:2_000]
-    values, _ = explain.shap_values(model.booster, sample)  # once: the importance and the plot share them
+    values, _ = shap_contributions(model.booster, sample)  # once: the importance and the plot share them
     shap_importance = explain.importance_of(values)
     with mlflow.start_run(experiment_id=experiment_id, run_name=tags.get("batch_id", "training")) as run:
         mlflow.set_tags(tags)
-        mlflow.log_params(model.params)
+        mlflow.log_params(model.params | model.search_params())
         mlflow.log_metrics(metrics | {"cv_r2_mean": model.cv_r2_mean, "cv_r2_std": model.cv_r2_std})
         mlflow.log_dict({"trials": model.trials}, "optuna/trials.json")
         mlflow.log_dict(json.loads(feature_state.to_json()), "feature_state.json")
@@ -74,7 +75,7 @@ def record_training(
             ("shap/mean_abs_shap.png", explain.importance_plot(shap_importance, "mean |SHAP| (log price)")),
             (
                 "feature_importance.png",
-                explain.importance_plot(model.booster.get_score(importance_type="gain"), "XGBoost gain"),
+                explain.importance_plot(_gain(model.booster), "XGBoost gain"),
             ),
         ):
             mlflow.log_figure(figure, name)
@@ -109,3 +110,8 @@ def register(model_name: str, info, run_id: str, tags: dict[str, str]) -> str:
         tags={k: v[:5000] for k, v in tags.items()},
     )
     return str(version.version)
+
+
+def _gain(booster) -> dict[str, float]:
+    """XGBoost's total gain per feature (a tree model's own importance, beside the mean |SHAP|)."""
+    return {name: float(v) for name, v in booster.get_score(importance_type="gain").items() if not isinstance(v, list)}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from mlops_assets.ml.predict import predict_price
 from mlops_assets.ml.registry import ModelRegistry
-from mlops_assets.ml.training import predict_price
 from tests.model_factory import train_and_register
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # a real mlflow server
