@@ -8,6 +8,7 @@ SQLAlchemy Core (bound parameters only) and answer 503 when the database is away
 from __future__ import annotations
 
 import hmac
+import math
 import os
 import re
 import time
@@ -17,14 +18,19 @@ from typing import Annotated, Any
 
 import bentoml
 import sqlalchemy as sa
-from fastapi import FastAPI, Header, Query
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from mlops_assets.core.features import FEATURE_NAMES
 from mlops_assets.settings import Settings
 from mlops_assets.storage import lineage
 from mlops_assets.storage.warehouse import inference_log
+from serving.metrics import ENDPOINTS, OUTCOMES, PREDICTIONS
 from serving.predictor import canonical_state
+from serving.schemas import error_body, field_error
 
 # BentoML documents every route, these included, at / (Swagger UI) and /docs.json: no second, partial doc.
 app = FastAPI(title="House price service: read endpoints", docs_url=None, redoc_url=None, openapi_url=None)
@@ -39,6 +45,16 @@ BATCH_ID_FORM = "a partition key such as 00001: letters, digits, '-', '_' and '.
 
 def _service():
     return bentoml.get_current_service()
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid_parameters(request: Request, error: RequestValidationError) -> JSONResponse:
+    """A bad query or path parameter: the 422 every endpoint answers (an InvalidInput), not FastAPI's own."""
+    problems = []
+    for problem in error.errors():
+        where, *loc = problem.get("loc") or ("query",)
+        problems.append(field_error(loc, problem.get("msg", ""), problem.get("type", "value_error"), where=where))
+    return JSONResponse(error_body(problems), status_code=422)
 
 
 def _error(status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -169,20 +185,24 @@ def history(
 
 def _lineage(
     authorization: str | None,
-    key: str,
+    key: tuple[str, str],
     valid: re.Pattern,
     malformed: tuple[str, str],
     lookup: Callable[[Any, Settings], dict | None],
     unknown: tuple[str, str],
 ) -> Any:
     """One lineage route: the read (or admin) token first - another client's request is theirs - then the
-    id's form (422), the warehouse (503 when away), an unknown id (404), links when the UI URLs are set."""
+    id's form (422: `malformed` is the error and the form it must have), the warehouse (503 when away), an
+    unknown id (404), links when the UI URLs are set. `key` is the path parameter's name and value."""
     settings = _service().config.settings
     refused = _check_bearer(authorization, settings.read_token, settings.admin_token)
     if refused is not None:
         return refused
-    if not valid.fullmatch(key):
-        return _error(422, *malformed)
+    name, value = key
+    if not valid.fullmatch(value):
+        error, form = malformed
+        detail = [field_error((name,), f"{error}: {form}", "string_pattern_mismatch", where="path")]
+        return JSONResponse(error_body(detail, error), status_code=422)
     try:
         with _service().engine.connect() as connection:
             found = lookup(connection, settings)
@@ -201,7 +221,7 @@ def prediction_lineage(request_id: str, authorization: Annotated[str | None, Hea
     MLOPS_MLFLOW_URL are set. Needs the read (or admin) token."""
     return _lineage(
         authorization,
-        request_id,
+        ("request_id", request_id),
         lineage.REQUEST_ID,
         ("invalid request id", REQUEST_ID_FORM),
         lambda connection, _: lineage.prediction_lineage(connection, request_id),
@@ -215,7 +235,7 @@ def batch_lineage(batch_id: str, authorization: Annotated[str | None, Header()] 
     and how many predictions each served. Needs the read (or admin) token, like the prediction history."""
     return _lineage(
         authorization,
-        batch_id,
+        ("batch_id", batch_id),
         lineage.BATCH_ID,
         ("invalid batch id", BATCH_ID_FORM),
         lambda connection, settings: lineage.batch_lineage(connection, batch_id, settings.model_name),
@@ -223,9 +243,88 @@ def batch_lineage(batch_id: str, authorization: Annotated[str | None, Header()] 
     )
 
 
+REQUEST_KEY = 32
+"""A request's own id is its first 32 characters: a /batch_predict item's is <the batch's id>-<item>."""
+
+
+def request_latencies(connection: sa.Connection, since: datetime) -> dict[str, dict[str, Any]]:
+    """Per endpoint, the logged requests since `since` and their latency (ms) per request, not per row: a
+    batch's rows share its request id and its one latency, so a 10,000-row batch is one request.
+    p50/p95 are nearest-rank percentiles, worked out in the database (no row is loaded)."""
+    table = inference_log
+    request = sa.func.substr(table.c.request_id, 1, REQUEST_KEY)
+    per_request = (
+        sa.select(
+            table.c.endpoint,
+            sa.func.max(table.c.latency_ms).label("latency_ms"),
+            sa.func.count().label("rows"),
+        )
+        .where(table.c.created_at >= since)
+        .group_by(table.c.endpoint, request)
+        .subquery()
+    )
+    totals = sa.select(
+        per_request.c.endpoint,
+        sa.func.count(),
+        sa.func.sum(per_request.c.rows),
+        sa.func.avg(per_request.c.latency_ms),
+        sa.func.max(per_request.c.latency_ms),
+    ).group_by(per_request.c.endpoint)
+
+    def percentile(endpoint: str, requests: int, share: float) -> float:
+        ranked = (
+            sa.select(per_request.c.latency_ms)
+            .where(per_request.c.endpoint == endpoint)
+            .order_by(per_request.c.latency_ms)
+            .offset(max(math.ceil(share * requests) - 1, 0))
+            .limit(1)
+        )
+        return float(connection.execute(ranked).scalar_one())
+
+    figures: dict[str, dict[str, Any]] = {
+        endpoint: {"requests": 0, "predictions": 0, "mean_latency_ms": None, "p50_latency_ms": None,
+                   "p95_latency_ms": None, "max_latency_ms": None}
+        for endpoint in ENDPOINTS
+    }  # fmt: skip
+    for endpoint, requests, rows, mean, high in connection.execute(totals).all():
+        figures[endpoint] = {
+            "requests": int(requests),
+            "predictions": int(rows),
+            "mean_latency_ms": float(mean),
+            "p50_latency_ms": percentile(endpoint, requests, 0.50),
+            "p95_latency_ms": percentile(endpoint, requests, 0.95),
+            "max_latency_ms": float(high),
+        }
+    return figures
+
+
+def outcome_counts() -> dict[str, dict[str, int]]:
+    """`predictions_total` by endpoint and outcome since this serving process started (its Prometheus counters,
+    summed over its workers and model versions, as its /metrics exports them). A request refused whole counts
+    once; a /batch_predict item counts one each, answered or refused."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:  # under `bentoml serve`: every worker's counters, from their shared files
+        registry = CollectorRegistry(auto_describe=False)
+        MultiProcessCollector(registry, path=directory)
+        families = registry.collect()
+    else:
+        families = PREDICTIONS.collect()
+    counts = {endpoint: dict.fromkeys(OUTCOMES, 0) for endpoint in ENDPOINTS}
+    for family in families:
+        for sample in family.samples:
+            if sample.name == "predictions_total":
+                endpoint, outcome = sample.labels.get("endpoint"), sample.labels.get("outcome")
+                if endpoint in counts and outcome in counts[endpoint]:
+                    counts[endpoint][outcome] += int(sample.value)
+    return counts
+
+
 @app.get("/metrics/summary")
 def summary() -> Any:
-    """The last 24 hours of logged predictions: count, price (US dollars), latency (ms), versions."""
+    """The last 24 hours of logged predictions: `count` (rows), `requests`, price (US dollars), latency (ms) per
+    request overall and per endpoint (`endpoints`: requests, predictions, mean, p50, p95, max), versions; and
+    `outcomes`: per endpoint, ok / invalid (422) / unavailable, busy (503) / error (500) since serving started
+    (only answered requests are logged: the refused ones are in these counters)."""
     table = inference_log
     since = datetime.now(UTC) - timedelta(hours=24)
     totals = sa.select(
@@ -233,7 +332,6 @@ def summary() -> Any:
         sa.func.avg(table.c.price),
         sa.func.min(table.c.price),
         sa.func.max(table.c.price),
-        sa.func.avg(table.c.latency_ms),
     ).where(table.c.created_at >= since)
     versions = (
         sa.select(table.c.model_version, sa.func.count())
@@ -243,19 +341,25 @@ def summary() -> Any:
     )
     try:
         with _service().engine.connect() as connection:
-            count, mean, low, high, latency = connection.execute(totals).one()
+            count, mean, low, high = connection.execute(totals).one()
             used = {version: n for version, n in connection.execute(versions)}
+            endpoints = request_latencies(connection, since)
     except sa.exc.SQLAlchemyError as error:
         return _database_down(error)
+    requests = sum(e["requests"] for e in endpoints.values())
+    latency = sum(e["mean_latency_ms"] * e["requests"] for e in endpoints.values() if e["requests"])
     return {
         "window_hours": 24,
         "since": since.isoformat(),
         "count": int(count),
+        "requests": requests,
         "mean_price": mean,
         "min_price": low,
         "max_price": high,
-        "mean_latency_ms": latency,
+        "mean_latency_ms": latency / requests if requests else None,
         "versions_used": used,
+        "endpoints": endpoints,
+        "outcomes": outcome_counts(),
     }
 
 

@@ -14,7 +14,7 @@ import bentoml
 from pydantic import TypeAdapter
 
 from serving.config import MAX_BATCH_ITEMS
-from serving.schemas import Property
+from serving.schemas import BATCH_EXAMPLE, Property
 
 
 class _RawBody(bentoml.IODescriptor):
@@ -28,26 +28,33 @@ class _RawBody(bentoml.IODescriptor):
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        schema = cls.body_schema.json_schema(*args, **kwargs)
+        return cls._finish(cls.body_schema.json_schema(*args, **kwargs), **kwargs)
+
+    @classmethod
+    def _finish(cls, schema: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         if "ref_template" in kwargs:  # BentoML's OpenAPI 3.0 document (/docs.json)
-            _as_openapi_30(schema)
+            as_openapi_30(schema)
         else:  # BentoML's /schema.json, which its Python client reads
             schema["root_input"] = True
         return schema
 
 
-def _as_openapi_30(node: Any) -> None:
-    """Pydantic writes JSON Schema 2020-12 (`exclusiveMinimum: 0`), but BentoML's document says OpenAPI 3.0,
-    where it is `minimum: 0, exclusiveMinimum: true` (tools such as schemathesis reject the other form)."""
+def as_openapi_30(node: Any) -> None:
+    """Pydantic writes JSON Schema 2020-12 (`exclusiveMinimum: 0`, `examples: [...]`), but BentoML's document says
+    OpenAPI 3.0, where it is `minimum: 0, exclusiveMinimum: true` (tools such as schemathesis reject the other form)
+    and one `example` (what Swagger UI's "Try it out" sends; BentoML's document keeps no `examples`)."""
     if isinstance(node, dict):
         bound = node.get("exclusiveMinimum")
         if isinstance(bound, int | float) and not isinstance(bound, bool):
             node["minimum"], node["exclusiveMinimum"] = bound, True
+        examples = node.get("examples")
+        if isinstance(examples, list) and examples:
+            node["example"] = node.pop("examples")[0]
         for value in node.values():
-            _as_openapi_30(value)
+            as_openapi_30(value)
     elif isinstance(node, list):
         for value in node:
-            _as_openapi_30(value)
+            as_openapi_30(value)
 
 
 class PropertyBody(_RawBody):
@@ -63,6 +70,6 @@ class BatchBody(_RawBody):
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        schema = super().model_json_schema(*args, **kwargs)
-        schema.update(minItems=1, maxItems=MAX_BATCH_ITEMS)
-        return schema
+        schema = cls.body_schema.json_schema(*args, **kwargs)
+        schema.update(minItems=1, maxItems=MAX_BATCH_ITEMS, examples=[BATCH_EXAMPLE])
+        return cls._finish(schema, **kwargs)

@@ -12,6 +12,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from serving.schemas import TOO_LARGE, error_body, field_error
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -21,8 +23,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def _too_large_body(max_bytes: int, size: int | None) -> bytes:
     said = f"the body is {size:,} bytes" if size is not None else "the body is larger than the limit"
-    detail = [{"loc": ["body"], "field": "body", "msg": f"{said}; at most {max_bytes:,}", "type": "too_large"}]
-    return json.dumps({"error": "request body too large", "detail": detail}).encode()
+    return json.dumps(error_body([field_error((), f"{said}; at most {max_bytes:,}", "too_large")], TOO_LARGE)).encode()
 
 
 class BodyLimit:

@@ -21,9 +21,10 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -57,13 +58,17 @@ class LogBatch:
         return len(self.request_ids)
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def frames(batches: Sequence[LogBatch], json_as_text: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(inference_log rows, raw_listings rows) as frames, built column by column (no dict per row).
 
     `json_as_text`: PostgreSQL's COPY takes the JSON columns as text; SQLAlchemy's executemany
     (SQLite) serialises them itself.
     """
-    encode = json.dumps if json_as_text else (lambda value: value)
+    encode: Callable[[Any], Any] = json.dumps if json_as_text else _as_is
     log: dict[str, list] = defaultdict(list)
     raw: dict[str, list] = defaultdict(list)
     for batch in batches:
@@ -90,7 +95,7 @@ def frames(batches: Sequence[LogBatch], json_as_text: bool) -> tuple[pd.DataFram
         raw["status"] += status
         raw["city"] += [p.get("city") for p in props]
         raw["state"] += [p["state"] for p in props]  # as sent: RAW DATA; cleaning normalises it later
-        raw["zip_code"] += [float(p["zip_code"]) if p.get("zip_code") else None for p in props]
+        raw["zip_code"] += [float(zip_code) if (zip_code := p.get("zip_code")) else None for p in props]
         raw["brokered_by"] += [p.get("brokered_by") for p in props]
         raw["street"] += [p.get("street") for p in props]
     # raw_listings.price stays NULL: unknown until the house sells

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-import xgboost as xgb
 
 from mlops_assets.core.explanations import allocate_dollars
-from mlops_assets.core.features import FEATURE_NAMES, build_features, city_key, from_target
+from mlops_assets.core.features import FEATURE_NAMES, FeatureState, build_features, city_key
 from mlops_assets.core.states import normalize_state
+from mlops_assets.ml.predict import predict_price, shap_contributions
 from mlops_assets.ml.registry import LoadedModel
 from serving.schemas import Property, field_error
 
@@ -25,6 +25,44 @@ canonical_state = lru_cache(maxsize=4096)(normalize_state)
 
 _PROBE: Property = {"bed": 3.0, "bath": 2.0, "acre_lot": 0.25, "house_size": 1800.0, "state": "California",
                     "city": "Los Angeles", "zip_code": "90001"}  # fmt: skip
+
+
+def dollars(amount: float) -> float:
+    """The one rounding of an amount of money the service answers with: US dollars to the cent. /predict,
+    /batch_predict and /explain all price through `Champion.prices`, then this: one property, one price."""
+    return round(float(amount), 2)
+
+
+#: The unit a numeric input is given in, for the out-of-range warnings.
+INPUT_UNITS = {"bed": "bedrooms", "bath": "bathrooms", "acre_lot": "acres", "house_size": "sq ft"}
+
+
+def _number(value: float) -> str:
+    """1800 -> '1,800', 0.25 -> '0.25', 1.5 -> '1.5', 12000.4 -> '12,000'."""
+    if value == int(value) or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def range_warnings(fs: FeatureState, inputs: dict[str, np.ndarray]) -> dict[int, list[str]]:
+    """Per row (by index), the numeric inputs outside the range the model was trained on (`FeatureState.ranges`,
+    the 0.1%-99.9% quantiles of its training rows): the model never saw such a listing, so its price is an
+    extrapolation and says so. A model whose state predates the ranges gives none."""
+    notes: dict[int, list[str]] = {}
+    for column, unit in INPUT_UNITS.items():
+        bounds = fs.ranges.get(column)
+        if not bounds or column not in inputs:
+            continue
+        low, high = bounds
+        values = inputs[column]
+        span = f"{_number(low)}-{_number(high)} {unit}"
+        for i in np.flatnonzero((values < low) | (values > high)).tolist():
+            side = "below" if values[i] < low else "above"
+            notes.setdefault(i, []).append(
+                f"{column} {_number(values[i])} {unit} is {side} the training range {span}: "
+                "the price is an extrapolation"
+            )
+    return notes
 
 
 @dataclass(frozen=True)
@@ -100,7 +138,7 @@ class Champion:
         champion = cls(model, alias)
         rows = champion.rows([_PROBE])
         price = champion.predict(rows.x)
-        base, shap_values = champion.contributions(rows.x)
+        shap_values, base = champion.contributions(rows.x)
         if not (np.isfinite(price).all() and np.isfinite(shap_values).all() and np.isfinite(base)):
             raise ValueError(f"version {model.version} gives non-finite output on a probe row")
         return champion
@@ -113,13 +151,14 @@ class Champion:
         statuses = [p.get("status") for p in properties]
         cities = [p.get("city") for p in properties]
         zips = [p.get("zip_code") for p in properties]
+        numbers = {
+            column: np.fromiter((p[column] for p in properties), "float64", n)  # type: ignore[literal-required]
+            for column in ("bed", "bath", "acre_lot", "house_size")
+        }
         with np.errstate(over="ignore"):  # overflow is caught below, per row (`unusable`)
             x = build_features(
                 {
-                    "bed": np.fromiter((p["bed"] for p in properties), "float64", n),
-                    "bath": np.fromiter((p["bath"] for p in properties), "float64", n),
-                    "acre_lot": np.fromiter((p["acre_lot"] for p in properties), "float64", n),
-                    "house_size": np.fromiter((p["house_size"] for p in properties), "float64", n),
+                    **numbers,
                     "state": np.array(states, dtype=object),
                     "status": np.array(statuses, dtype=object),
                     "city": np.array(cities, dtype=object),
@@ -131,48 +170,59 @@ class Champion:
             _warnings(state, raw, canonical, status, city, zip_code)
             for raw, canonical, status, city, zip_code in zip(raw_states, states, statuses, cities, zips, strict=True)
         ]
+        for i, notes in range_warnings(state, numbers).items():
+            warnings[i].extend(notes)
         unusable = np.flatnonzero(~np.isfinite(x).all(axis=1)).tolist()
         return Rows(x, states, warnings, unusable)
 
     def price_batch(self, items: Sequence[Property | list[dict]], batch_id: str) -> PricedBatch:
         """Entries for /batch_predict, in order: a price for each valid item, the errors for the others."""
         entries: list[dict] = [{"index": i, "error": "invalid input", "detail": item} for i, item in enumerate(items)]
-        valid = [i for i, item in enumerate(items) if isinstance(item, dict)]
+        properties: dict[int, Property] = {i: item for i, item in enumerate(items) if isinstance(item, dict)}
+        valid = list(properties)
         if not valid:
             return PricedBatch(entries, [], None, [], [])
-        rows = self.rows([items[i] for i in valid])
+        rows = self.rows([properties[i] for i in valid])
         if rows.unusable:
             for k in rows.unusable:
                 entries[valid[k]]["detail"] = rows.problem(k, valid[k])
             keep = sorted(set(range(len(valid))) - set(rows.unusable))
             valid, rows = [valid[k] for k in keep], rows.take(keep)
-        prices = self.predict(rows.x).tolist() if valid else []
+        prices = self.prices(rows.x) if valid else []
         request_ids = [f"{batch_id}-{i}" for i in valid]
         for k, i in enumerate(valid):
             entries[i] = {
                 "index": i,
-                "price": round(prices[k], 2),
+                "price": prices[k],
                 "request_id": request_ids[k],
                 "warnings": rows.warnings[k],
             }
-        return PricedBatch(entries, [items[i] for i in valid], rows, prices, request_ids)
+        return PricedBatch(entries, [properties[i] for i in valid], rows, prices, request_ids)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """US dollars per row (the model predicts log1p(price))."""
-        return from_target(self.model.booster.inplace_predict(x))
+        """US dollars per row, unrounded (the model predicts log1p(price))."""
+        return predict_price(self.model.booster, x)
+
+    def prices(self, x: np.ndarray) -> list[float]:
+        """The price of each row as every endpoint answers it: the model's prediction, to the cent."""
+        return [dollars(price) for price in self.predict(x).tolist()]
 
     def contributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(base value per row, SHAP values rows x features), in log1p(dollars): XGBoost's TreeSHAP."""
-        matrix = xgb.DMatrix(x, feature_names=FEATURE_NAMES, nthread=1)
-        contribs = self.model.booster.predict(matrix, pred_contribs=True)
-        return contribs[:, -1], contribs[:, :-1]
+        """(SHAP values rows x features, base value per row), in log1p(dollars): XGBoost's TreeSHAP, one thread."""
+        return shap_contributions(self.model.booster, x, nthread=1)
 
     def explain(self, x: np.ndarray) -> dict:
-        """One row's explanation, additive in log space and, via `allocate_dollars`, in dollars."""
-        base, shap_values = self.contributions(x[:1])
+        """One row's explanation, additive in log space and, via `allocate_dollars`, in dollars.
+
+        The price is the one /predict answers (`prices`), not expm1(base_value + sum(shap_values)): the two
+        differ by the model's float32 rounding (~1e-6 in log space: a dollar on a million), and a property must
+        not get two prices. That residue goes to the largest contribution, so the cents still add up.
+        """
+        shap_values, base = self.contributions(x[:1])
+        [price] = self.prices(x[:1])
         base_value = float(base[0])
         values = shap_values[0].astype("float64")
-        base_price, price, dollars = allocate_dollars(base_value, values)
+        base_price = dollars(float(np.expm1(base_value)))
         return {
             "price": price,
             "base_value": base_value,
@@ -180,5 +230,15 @@ class Champion:
             "shap_values": values.tolist(),
             "feature_names": list(FEATURE_NAMES),
             "feature_values": x[0].astype("float64").tolist(),
-            "contributions_usd": dollars.tolist(),
+            "contributions_usd": _in_cents(allocate_dollars(base_value, values)[2], price - base_price).tolist(),
         }
+
+
+def _in_cents(contributions: np.ndarray, total: float) -> np.ndarray:
+    """`contributions` to the cent, summing to `total` (dollars to the cent) exactly in cents: the residue of the
+    rounding, and of the float32 model's arithmetic, goes to the largest one."""
+    cents = np.round(np.asarray(contributions, dtype="float64") * 100.0)
+    if len(cents):
+        largest = int(np.argmax(np.abs(cents)))
+        cents[largest] += round(total * 100.0) - cents.sum()
+    return cents / 100.0

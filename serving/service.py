@@ -33,6 +33,7 @@ from serving.body_limit import BodyLimit
 from serving.config import ServingConfig
 from serving.inference_log import InferenceLogger, LogBatch, open_warehouse, utcnow
 from serving.model_holder import ModelHolder, WorkerSync
+from serving.openapi import DocumentedService
 from serving.predictor import Champion, Rows
 from serving.schemas import (
     MAX_BODY_BYTES,
@@ -76,6 +77,7 @@ UNTRACED = {} if CONFIG.tracing else {"tracing": {"excluded_urls": ["/predict$",
     threads=CONFIG.threads,
     traffic={"timeout": 60},
     logging={"access": {"enabled": CONFIG.access_log}},
+    service_class=DocumentedService,  # the OpenAPI document: the project's title and version, errors, examples
     **UNTRACED,
 )
 class HousePriceService:
@@ -227,7 +229,7 @@ class HousePriceService:
             rows = champion.rows([prop])
             if rows.unusable:
                 return self._invalid("predict", champion, InputError(rows.problem(0)), started)
-            price = float(champion.predict(rows.x)[0])
+            [price] = champion.prices(rows.x)
         except Exception:
             return self._failed("predict", champion, started, request_id)
         self._log("predict", champion, started, [request_id], [prop], rows, [price])
@@ -235,7 +237,7 @@ class HousePriceService:
         metrics.PRICE.observe(price)
         return _json(
             {
-                "price": round(price, 2),
+                "price": price,
                 "model_name": champion.model.name,
                 "model_version": champion.version,
                 "model_alias": champion.alias,
@@ -272,7 +274,7 @@ class HousePriceService:
             self._give_back(reserved)
             return self._failed("batch_predict", champion, started, batch_id)
         self._give_back(reserved - len(priced.prices))  # invalid items are not logged
-        if priced.prices:
+        if priced.prices and priced.rows is not None:  # rows: None only when no item was valid
             self._log(
                 "batch_predict",
                 champion,
@@ -335,4 +337,5 @@ class HousePriceService:
 
 
 # A body over the limit is refused by its Content-Length, or once that many bytes arrived, before it is held whole.
-HousePriceService.add_asgi_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+# (BentoML's type hints keep the decorated class's type; it is a bentoml.Service at runtime.)
+HousePriceService.add_asgi_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)  # type: ignore[attr-defined]

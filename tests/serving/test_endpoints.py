@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import uuid
@@ -14,8 +15,8 @@ import sqlalchemy as sa
 
 from mlops_assets.core.features import FEATURE_NAMES, build_features, transform
 from mlops_assets.core.properties import property_keys
-from mlops_assets.ml.training import predict_price
-from serving.schemas import MAX_BODY_BYTES
+from mlops_assets.ml.predict import predict_price
+from serving.schemas import MAX_BODY_BYTES, InvalidInput
 from tests.serving.conftest import EXAMPLE, READ_TOKEN, REJECTED, TOKEN, Service, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -126,19 +127,80 @@ def test_explain_is_treeshap_additive_and_honest_about_units(serving: Service):
         np.testing.assert_allclose(body["shap_values"], explainer.shap_values(x)[0], atol=1e-4)
         assert body["base_value"] == pytest.approx(float(np.ravel(explainer.expected_value)[0]), abs=1e-4)
         assert body["feature_names"] == FEATURE_NAMES
-        # additive in log space, and the dollars add up to the price
-        assert body["base_value"] + sum(body["shap_values"]) == pytest.approx(math.log1p(body["price"]), abs=1e-9)
+        # additive in log space (to the float32 model's precision), and the dollars add up to the price, to the cent
+        assert body["base_value"] + sum(body["shap_values"]) == pytest.approx(math.log1p(body["price"]), abs=1e-5)
         assert sum(body["contributions_usd"]) == pytest.approx(body["price"] - body["base_price"], abs=1e-6)
-        assert body["base_price"] == pytest.approx(math.expm1(body["base_value"]), rel=1e-12)
+        assert body["base_price"] == pytest.approx(math.expm1(body["base_value"]), abs=0.005)
         assert body["units"]["shap_values"].startswith("log1p") and body["units"]["contributions_usd"].startswith("US")
-        # the same price /predict gives (float32 model output)
-        assert body["price"] == pytest.approx(serving.post("/predict", prop).json()["price"], rel=1e-5)
+        # the very price /predict gives: one property, one price
+        assert body["price"] == serving.post("/predict", prop).json()["price"]
         # the features are the core's
         columns = {k: np.array([prop[k]], dtype=object) for k in ("bed", "bath", "acre_lot", "house_size", "state")}
         for key in ("status", "city", "zip_code"):
             columns[key] = np.array([prop.get(key)], dtype=object)
         expected_x = build_features(columns, loaded.feature_state)
         np.testing.assert_array_equal(x, expected_x)
+
+
+def test_predict_batch_predict_and_explain_give_one_price_for_one_property(serving: Service):
+    _, properties = _holdout(serving, 30)
+    batch = serving.post("/batch_predict", properties).json()
+    for prop, item in zip(properties, batch["predictions"], strict=True):
+        predicted, explained = serving.post("/predict", prop).json(), serving.post("/explain", prop).json()
+        if predicted["model_version"] == explained["model_version"] == batch["model_version"]:
+            assert predicted["price"] == explained["price"] == item["price"] == round(item["price"], 2)
+
+
+def test_an_input_outside_the_training_ranges_is_priced_with_a_warning(serving: Service):
+    body = serving.post("/predict", {**EXAMPLE, "bed": 0, "house_size": 1}).json()
+    ranges = serving.model(body["model_version"]).feature_state.ranges
+    assert ranges["bed"][0] > 0 and ranges["house_size"][0] > 1
+    outside = [w for w in body["warnings"] if "training range" in w]
+    assert [w.split(" is ")[0] for w in outside] == ["bed 0 bedrooms", "house_size 1 sq ft"]
+    assert all(w.endswith("the price is an extrapolation") for w in outside) and body["price"] > 0
+    assert not any("training range" in w for w in serving.post("/predict", EXAMPLE).json()["warnings"])
+    [item] = serving.post("/batch_predict", [{**EXAMPLE, "house_size": 1}]).json()["predictions"]
+    assert any(w.startswith("house_size 1 sq ft is below the training range") for w in item["warnings"])
+
+
+def test_swagger_try_it_out_works_as_it_comes(serving: Service):
+    """Every operation with a body documents an example (what Swagger UI's "Try it out" sends), and it is priced."""
+    document = serving.get("/docs.json").json()
+    meta = importlib.metadata.metadata("mlops-assets")
+    assert document["info"]["title"].startswith(meta["Name"]) and document["info"]["version"] == meta["Version"]
+    tried = []
+    for path, item in document["paths"].items():
+        request = (item.get("post") or {}).get("requestBody")
+        if request is None:
+            continue
+        example = request["content"]["application/json"]["schema"]["example"]
+        response = serving.post(path, example)
+        assert response.status_code == 200, (path, response.text)
+        tried.append(path)
+    assert sorted(tried) == ["/batch_predict", "/explain", "/predict"]
+
+
+def test_every_422_has_the_one_documented_shape(serving: Service):
+    """A 422 from a BentoML API, a FastAPI query parameter or a path parameter: one shape, the documented one."""
+    read = {"Authorization": f"Bearer {READ_TOKEN}"}
+    answers = {
+        "POST /predict": serving.post("/predict", {**EXAMPLE, "bed": -1}),
+        "POST /explain": serving.post("/explain", data=b"{"),
+        "POST /batch_predict": serving.post("/batch_predict", []),
+        "GET /predictions/history": serving.get("/predictions/history", params={"limit": 0}, headers=read),
+        "GET /predictions/{request_id}/lineage": serving.get("/predictions/not-an-id/lineage", headers=read),
+        "GET /batches/{batch_id}/lineage": serving.get("/batches/a b/lineage", headers=read),
+    }
+    document = serving.get("/docs.json").json()
+    for endpoint, response in answers.items():
+        assert response.status_code == 422, (endpoint, response.text)
+        body = InvalidInput.model_validate(response.json())  # error + detail [{loc, field, msg, type}], nothing else
+        assert body.error and body.detail and body.detail[0].loc[0] in ("body", "query", "path"), endpoint
+        method, path = endpoint.split(" ")
+        documented = document["paths"][path][method.lower()]["responses"]["422"]
+        assert documented["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/InvalidInput"}
+    assert answers["GET /predictions/history"].json()["detail"][0]["field"] == "limit"
+    assert answers["GET /predictions/{request_id}/lineage"].json()["detail"][0]["loc"] == ["path", "request_id"]
 
 
 BAD_BODIES = [
@@ -264,6 +326,13 @@ def test_predictions_are_logged_to_inference_log_and_raw_data(serving: Service):
     summary = serving.get("/metrics/summary").json()
     assert summary["count"] >= 7 and summary["min_price"] <= summary["mean_price"] <= summary["max_price"]
     assert summary["mean_latency_ms"] > 0 and sum(summary["versions_used"].values()) == summary["count"]
+    # latency per request, not per row: the 4-item batch is one request (its rows share its id and latency)
+    endpoints = summary["endpoints"]
+    assert summary["requests"] == sum(e["requests"] for e in endpoints.values()) < summary["count"]
+    assert endpoints["batch_predict"]["predictions"] >= 4 and endpoints["batch_predict"]["requests"] >= 1
+    predict = endpoints["predict"]
+    assert 0 < predict["p50_latency_ms"] <= predict["p95_latency_ms"] <= predict["max_latency_ms"]
+    assert summary["outcomes"]["predict"]["ok"] >= 3  # the counters, over both workers
 
 
 def test_the_prediction_history_of_every_client_needs_a_token(serving: Service):
@@ -325,6 +394,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(serving: Service):
     declared = requests.post(serving.url + "/batch_predict", data=b"[" + b" " * too_large + b"]", timeout=60,
                              headers={"Content-Type": "application/json"})  # fmt: skip
     assert declared.status_code == 413 and declared.json()["detail"][0]["field"] == "body"
+    assert InvalidInput.model_validate(declared.json()).error == "request body too large"  # a 422's shape
 
     def chunks():  # no Content-Length: counted as it arrives
         yield b"["

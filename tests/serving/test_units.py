@@ -1,5 +1,5 @@
 """The serving pieces that need no server: what serving imports, validation, the dollar allocation,
-the bulk price histogram, and the inference log's rows (on a real SQLite file)."""
+the bulk price histogram, the inference log's rows (on a real SQLite file) and the summary's figures."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 import time
+import uuid
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -14,8 +16,10 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Histogram
 
 from mlops_assets.core.explanations import allocate_dollars
+from mlops_assets.storage.warehouse import inference_log
 from serving import metrics
-from serving.inference_log import InferenceLogger, LogBatch, open_warehouse, utcnow
+from serving.app import outcome_counts, request_latencies
+from serving.inference_log import InferenceLogger, LogBatch, ensure_tables, open_warehouse, utcnow
 from serving.schemas import InputError, parse_batch, parse_property
 from tests.processes import ROOT
 from tests.serving.conftest import EXAMPLE
@@ -204,3 +208,46 @@ def test_stopping_writes_what_is_still_queued(tmp_path):
     assert log.submit(_rows(7, "late"))
     log.stop(timeout=10)
     assert log.written == 7 and log.pending_rows == 0
+
+
+def test_the_summary_times_requests_not_rows(tmp_path):
+    """One 2,000-row batch at 75 ms and three 3 ms predictions are four requests, not 2,003 rows: the batch
+    weighs one request in the mean and the percentiles, per endpoint and overall."""
+    engine = open_warehouse(f"sqlite:///{tmp_path / 'log.db'}").engine
+    ensure_tables(engine)
+    now = utcnow()
+    batch = uuid.uuid4().hex
+
+    def row(request_id: str, endpoint: str, latency: float, when=now) -> dict:
+        return {"request_id": request_id, "created_at": when, "endpoint": endpoint, "model_name": "house-price",
+                "model_version": "7", "price": 1.0, "latency_ms": latency}  # fmt: skip
+
+    rows = [row(f"{batch}-{i}", "batch_predict", 75.0) for i in range(2_000)]
+    rows += [row(uuid.uuid4().hex, "predict", latency) for latency in (2.0, 3.0, 4.0)]
+    rows += [row(uuid.uuid4().hex, "predict", 500.0, when=now - timedelta(hours=25))]  # outside the window
+    rows += [row(uuid.uuid4().hex, "explain", 40.0)]
+    with engine.begin() as connection:
+        connection.execute(inference_log.insert(), rows)
+    with engine.connect() as connection:
+        figures = request_latencies(connection, now - timedelta(hours=24))
+    latency = ("mean_latency_ms", "p50_latency_ms", "p95_latency_ms", "max_latency_ms")
+    batches, predictions = figures["batch_predict"], figures["predict"]
+    assert (batches["requests"], batches["predictions"]) == (1, 2_000)
+    assert [batches[k] for k in latency] == [75.0, 75.0, 75.0, 75.0]
+    assert (predictions["requests"], predictions["predictions"]) == (3, 3)
+    assert [predictions[k] for k in latency] == [3.0, 3.0, 4.0, 4.0]
+    assert figures["explain"]["requests"] == 1 and figures["explain"]["p50_latency_ms"] == 40.0
+    engine.dispose()
+
+
+def test_the_summary_counts_refused_and_failed_requests_per_endpoint():
+    """What /metrics/summary reports beside the log: the outcome counters, over every model version."""
+    before = outcome_counts()
+    metrics.observe("predict", "7", "invalid", 0.001)
+    metrics.observe("predict", "8", "invalid", 0.001)
+    metrics.observe("explain", "none", "unavailable", 0.001)
+    metrics.observe("batch_predict", "7", "error", 0.001)
+    after = outcome_counts()
+    change = {e: {o: after[e][o] - before[e][o] for o in metrics.OUTCOMES} for e in metrics.ENDPOINTS}
+    assert change["predict"] == {"ok": 0, "invalid": 2, "unavailable": 0, "busy": 0, "error": 0}
+    assert change["explain"]["unavailable"] == 1 and change["batch_predict"]["error"] == 1
