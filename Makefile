@@ -26,7 +26,7 @@ help:
 	@echo "make demo    - run the pipeline over simulator batches on the embedded default"
 	@echo "make test    - the test suite"
 	@echo "make test-fast - unit and in-process tests (no servers, no training searches; under 2 minutes)"
-	@echo "make lint    - ruff"
+	@echo "make lint    - ruff (lint + format) and mypy (config in pyproject.toml)"
 	@echo "make dev     - dagster dev on workspace.yaml (UI on http://127.0.0.1:3001)"
 	@echo "make bench   - benchmarks"
 	@echo "make serve   - the BentoML prediction service on the champion (PORT, default 3000)"
@@ -79,6 +79,7 @@ test-tools:
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff check --fix .
@@ -90,6 +91,7 @@ dev: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_warehouse_load.py
 	$(BIN)/python benchmarks/bench_quality.py
+	$(BIN)/python benchmarks/bench_tuning.py
 	$(MAKE) --no-print-directory bench-serving
 
 # The prediction service on the champion the settings point at (after `make demo`: .mlops/mlflow.db).

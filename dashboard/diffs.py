@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -35,7 +36,7 @@ class DiffUnavailableError(Exception):
     """A diff cannot be computed here; `str()` is the message for the page."""
 
 
-def parsed(value: object) -> object:
+def parsed(value: object) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 

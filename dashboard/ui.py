@@ -3,6 +3,8 @@ and one way to say that something is unavailable (a message, never a traceback).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -11,8 +13,9 @@ from dashboard.config import DashboardConfig
 from dashboard.history import History, HistoryError, NoHistoryError
 from mlops_assets.core.schema import STATUSES
 
-DEFAULT_PROPERTY = {"bed": 3.0, "bath": 2.0, "acre_lot": 0.25, "house_size": 1800.0, "state": "California",
-                    "status": "for_sale"}  # fmt: skip
+DEFAULT_PROPERTY: dict[str, Any] = {
+    "bed": 3.0, "bath": 2.0, "acre_lot": 0.25, "house_size": 1800.0, "state": "California", "status": "for_sale",
+}  # fmt: skip
 STATUS_LABELS = {"for_sale": "for sale", "ready_to_build": "ready to build", "sold": "sold"}
 
 
@@ -112,9 +115,9 @@ def champion_version(models: pd.DataFrame | None) -> tuple[str | None, str]:
 
 def property_inputs(states: list[str], key: str) -> dict:
     """The property fields, prefilled with the last property priced on any page."""
-    last = st.session_state.get("property") or DEFAULT_PROPERTY
+    last: dict[str, Any] = st.session_state.get("property") or DEFAULT_PROPERTY
     left, middle, right = st.columns(3)
-    prop = {
+    prop: dict[str, Any] = {
         "bed": left.number_input("Bedrooms", 0.0, 50.0, float(last["bed"]), 1.0, format="%.0f", key=f"{key}_bed"),
         "bath": middle.number_input("Bathrooms", 0.0, 50.0, float(last["bath"]), 0.5, format="%.1f", key=f"{key}_bath"),
         "acre_lot": right.number_input(
@@ -124,11 +127,11 @@ def property_inputs(states: list[str], key: str) -> dict:
             "Living space (sq ft)", 1.0, 1e6, float(last["house_size"]), 50.0, format="%.0f", key=f"{key}_house_size"
         ),
     }
-    default = next((s for s in (last["state"], DEFAULT_PROPERTY["state"]) if s in states), None)
+    default: str | None = next((s for s in (last["state"], DEFAULT_PROPERTY["state"]) if s in states), None)
     prop["state"] = middle.selectbox("State", states, index=states.index(default) if default else 0, key=f"{key}_state")
     prop["status"] = right.selectbox(
         "Status", STATUSES, index=STATUSES.index(last.get("status") or "for_sale"),
-        format_func=STATUS_LABELS.get, key=f"{key}_status",
+        format_func=lambda s: STATUS_LABELS.get(s, s), key=f"{key}_status",
     )  # fmt: skip
     # The model prices location by zip code, then city, then state: both are optional.
     city = left.text_input("City (optional)", last.get("city") or "", max_chars=128, key=f"{key}_city")

@@ -27,9 +27,11 @@ from dagster import (
     RunRequest,
     SensorDefinition,
     SensorResult,
+    SkipReason,
     build_sensor_context,
 )
 
+from mlops_assets.core.contracts import DriftDecision, Meta
 from mlops_assets.settings import Settings
 
 #: The tag the daemon puts the RunRequest's run_key in (dagster._core.storage.tags.RUN_KEY_TAG).
@@ -59,8 +61,10 @@ class Loop:
     def tick(self, sensor: SensorDefinition) -> tuple[list[RunRequest], str]:
         """One evaluation; its requests come back tagged as the daemon tags the runs it launches."""
         result = sensor(build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name)))
-        if not isinstance(result, SensorResult):
+        if isinstance(result, SkipReason):
             return [], result.skip_message or ""
+        if not isinstance(result, SensorResult):
+            raise DemoError(f"{sensor.name} returned {type(result).__name__}; the loop expects a SensorResult")
         for request in result.dynamic_partitions_requests or []:
             if isinstance(request, DeleteDynamicPartitionsRequest):
                 for key in request.partition_keys:
@@ -68,7 +72,7 @@ class Loop:
             else:
                 self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         self.cursors[sensor.name] = result.cursor or self.cursors.get(sensor.name)
-        skip = result.skip_reason.skip_message if result.skip_reason else ""
+        skip = (result.skip_reason.skip_message or "") if result.skip_reason else ""
         return [_as_launched_by(sensor, r) for r in result.run_requests or []], skip
 
     def execute(self, job_name: str, request: RunRequest):
@@ -158,7 +162,8 @@ def run(max_batches: int | None) -> str | None:
 
     settings = Settings.from_env()
     loop = Loop(DagsterInstance.get(), settings)
-    print(f"source: {loop.defs.resources['source'].get_source().describe()}\n")
+    source = (loop.defs.resources or {})["source"]
+    print(f"source: {source.get_source().describe()}\n")
     done = 0
     while max_batches is None or done < max_batches:
         requests, skip = loop.tick(ingestion_sensor)
@@ -167,7 +172,7 @@ def run(max_batches: int | None) -> str | None:
             break
         started = time.monotonic()
         ingest = loop.execute("ingest_job", requests[0])
-        key = requests[0].partition_key
+        key = requests[0].partition_key or ""
         if not ingest.success:
             raise DemoError(_ingest_failure(loop.instance, key, ingest))
         clean, drift = _meta(ingest, "clean_listings"), _meta(ingest, "drift_report")
@@ -178,11 +183,10 @@ def run(max_batches: int | None) -> str | None:
             print(f"ingestion sensor: {skip}")
             break
         done += 1
-        detected = (
-            "-" if drift["decision"].endswith("(no champion yet)") else "yes" if drift["drift_detected"] else "no"
-        )
+        decision = DriftDecision.parse(drift[Meta.DECISION])
+        detected = "-" if decision is DriftDecision.BASELINE else "yes" if drift[Meta.DRIFT_DETECTED] else "no"
         line = f"batch {key} | {clean['rows_out']:>6,} rows | {_live(_meta(ingest, 'live_performance'))} | "
-        line += f"drift: {detected} ({drift['why']}) | "
+        line += f"drift: {detected} ({drift[Meta.WHY]}) | "
         train_requests, _ = loop.tick(drift_sensor)
         if not train_requests:
             line += "not trained"
@@ -190,9 +194,9 @@ def run(max_batches: int | None) -> str | None:
             train = loop.execute("train_job", train_requests[0])
             if not train.success:
                 raise DemoError(f"batch {key}: training failed (run {train.run_id}): {failure_reason(train)}")
-            candidate, champion = _meta(train, "candidate_model"), _meta(train, "champion_model")
+            candidate, verdict = _meta(train, "candidate_model"), _meta(train, "champion_model")
             line += f"trained v{candidate['model_version']}: {_scores(candidate)} | "
-            line += "promoted" if champion["verdict"] == "promoted" else f"rejected: {champion['reason']}"
+            line += "promoted" if verdict["verdict"] == "promoted" else f"rejected: {verdict['reason']}"
         print(f"{line}  ({time.monotonic() - started:.0f}s)", flush=True)
 
     from mlops_assets.ml.registry import ModelRegistry

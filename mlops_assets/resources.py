@@ -20,7 +20,7 @@ from mlops_assets.core.live_quality import LiveQualityRule
 from mlops_assets.core.promotion import Gate
 from mlops_assets.ml.drift import DriftRule
 from mlops_assets.ml.registry import ModelRegistry
-from mlops_assets.ml.training import TuningConfig
+from mlops_assets.ml.training import TuningConfig, training_seed
 from mlops_assets.settings import Settings
 from mlops_assets.sources.batch_source import BatchSource, HttpBatchSource, SimulatorSource
 from mlops_assets.sources.client import BatchApiClient
@@ -49,9 +49,11 @@ class ObjectStoreResource(ConfigurableResource):
     """Parquet copies and reports: `file:///...` (default) or `s3://bucket/prefix`."""
 
     url: str
+    endpoint_url: str | None = None
+    """The S3 endpoint of a non-AWS store (SeaweedFS, MinIO); None: AWS, or the environment's."""
 
     def get(self) -> ObjectStore:
-        return ObjectStore(self.url)
+        return ObjectStore(self.url, self.endpoint_url)
 
 
 class BatchSourceResource(ConfigurableResource):
@@ -145,7 +147,10 @@ class DriftRuleResource(ConfigurableResource):
 
 
 class TrainingResource(ConfigurableResource):
-    """How candidates are tuned: Optuna trials, CV folds, the holdout share, threads."""
+    """How candidates are tuned: Optuna trials, CV folds, the holdout share, threads.
+
+    `seed` is the base seed: each training searches with `training_seed(seed, batch_id)` - the same batch the
+    same search, another batch other configurations."""
 
     n_trials: int = TuningConfig.n_trials
     cv_folds: int = TuningConfig.cv_folds
@@ -153,9 +158,12 @@ class TrainingResource(ConfigurableResource):
     seed: int = TuningConfig.seed
     nthread: int = TuningConfig.nthread
 
-    def tuning(self, n_trials: int | None = None) -> TuningConfig:
+    def tuning(self, n_trials: int | None = None, batch_id: str | None = None) -> TuningConfig:
         return TuningConfig(
-            n_trials=n_trials or self.n_trials, cv_folds=self.cv_folds, seed=self.seed, nthread=self.nthread
+            n_trials=n_trials or self.n_trials,
+            cv_folds=self.cv_folds,
+            seed=training_seed(self.seed, batch_id) if batch_id else self.seed,
+            nthread=self.nthread,
         )
 
 
@@ -231,7 +239,7 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
     return {
         "source": source,
         "warehouse": WarehouseResource(url=settings.database_url),
-        "object_store": ObjectStoreResource(url=settings.storage_url),
+        "object_store": ObjectStoreResource(url=settings.storage_url, endpoint_url=settings.s3_endpoint_url),
         "mlflow": MlflowResource(
             tracking_uri=settings.mlflow_tracking_uri,
             artifact_location=settings.mlflow_artifact_location,

@@ -1,13 +1,33 @@
-"""Sensors: the ingestion loop, and the drift gate in front of training."""
+"""Sensors: the ingestion loop, and the drift gate in front of training.
+
+The ingestion sensor looks at the newest batch partition and acts on its state, one row of this
+table per tick (`BatchState`, `ingestion_sensor`):
+
+| state of the newest batch | how the sensor tells | what it does |
+|---|---|---|
+| `NONE` | no batch partition yet | adds partition 00001 and asks for it |
+| `INGESTING` | its latest `ingest_job` run is not finished | waits |
+| `EXHAUSTED` | not loaded; `raw_listings` observed `source_exhausted` | drops the empty partition, stops (cursor) |
+| `NOT_ASKED` | its partition exists, no `ingest_job` run | asks for it |
+| `FAILED` | its latest `ingest_job` run ended without a drift report | see below |
+| `AWAITING_TRAINING` | its drift report asks for training no finished `train_job` run answered (1) | waits |
+| `DONE` | its drift report is in and answered | adds the next partition and asks for it |
+
+`FAILED`: a batch that failed its checks waits for a fixed source and a re-fetch (retrying cannot fix
+bad data); any other failure is retried after a growing pause, `MLOPS_INGEST_RETRIES` times; a run
+that was canceled waits for a person. (1) A report made by a run that trains itself (`mlops_pipeline`,
+`Meta.TRAINS_IN_SAME_RUN`) is answered by that run.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import time
+from enum import Enum
 
 from dagster import (
     AssetKey,
+    AssetMaterialization,
     AssetRecordsFilter,
     DagsterEventType,
     DagsterInstance,
@@ -22,24 +42,23 @@ from dagster import (
     sensor,
 )
 
+from mlops_assets.core.contracts import DriftDecision, Meta, Tag, Trigger
 from mlops_assets.jobs import ingest_job, train_job
 from mlops_assets.partitions import batch_key, batch_number, batch_partitions
+from mlops_assets.settings import Settings
 
-#: How often the daemon evaluates the sensors (seconds).
-INTERVAL = int(os.environ.get("MLOPS_SENSOR_INTERVAL_SECONDS", "30"))
+#: How often the daemon evaluates the sensors (seconds): MLOPS_SENSOR_INTERVAL_SECONDS, read at import.
+INTERVAL = Settings.from_env().sensor_interval_seconds
 RAW = AssetKey("raw_listings")
 DRIFT_REPORT = AssetKey("drift_report")
-#: The tag that ties a training run to the drift report it answers.
-REPORT_TAG = "mlops/drift_report_id"
-#: Which try of a batch's ingestion a run is (1 = the first request).
-ATTEMPT_TAG = "mlops/attempt"
 #: The run config that makes raw_listings ask the source again instead of replaying its stored copy.
 REFETCH = {"ops": {"raw_listings": {"config": {"refetch": True}}}}
 
 
 def _source_exhausted(instance: DagsterInstance, key: str) -> bool:
     records = instance.fetch_observations(AssetRecordsFilter(asset_key=RAW, asset_partitions=[key]), limit=1).records
-    return bool(records) and bool(records[0].asset_observation.metadata.get("source_exhausted"))
+    observation = records[0].asset_observation if records else None
+    return observation is not None and bool(observation.metadata.get(Meta.SOURCE_EXHAUSTED))
 
 
 def _drift_metadata(instance: DagsterInstance, key: str) -> dict | None:
@@ -47,27 +66,23 @@ def _drift_metadata(instance: DagsterInstance, key: str) -> dict | None:
     records = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=DRIFT_REPORT, asset_partitions=[key]), limit=1
     ).records
-    if not records:
+    materialization = records[0].asset_materialization if records else None
+    if materialization is None:
         return None
-    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+    return {k: v.value for k, v in materialization.metadata.items()}
 
 
 def _latest_run(instance: DagsterInstance, job_name: str, key: str) -> RunRecord | None:
     """The newest run of a job for a batch, as a record: its end time paces the retries."""
-    records = instance.get_run_records(RunsFilter(job_name=job_name, tags={"dagster/partition": key}), limit=1)
+    records = instance.get_run_records(RunsFilter(job_name=job_name, tags={Tag.PARTITION: key}), limit=1)
     return records[0] if records else None
 
 
-def ingest_retries() -> int:
-    """How many times a batch that failed for another reason than its checks is asked for again
-    (MLOPS_INGEST_RETRIES): a source outage outlasts the client's few seconds of backoff."""
-    return int(os.environ.get("MLOPS_INGEST_RETRIES", "3"))
-
-
-def retry_pause(attempt: int) -> float:
+def retry_pause(settings: Settings, attempt: int) -> float:
     """Seconds to wait after failed attempt `attempt` before the next: MLOPS_INGEST_RETRY_SECONDS
-    (60), doubled each time, so three retries span about 7 minutes of outage."""
-    return float(os.environ.get("MLOPS_INGEST_RETRY_SECONDS", "60")) * 2 ** (attempt - 1)
+    (60), doubled each time, so three retries span about 7 minutes of outage (a source outage
+    outlasts the client's few seconds of backoff)."""
+    return settings.ingest_retry_seconds * 2 ** (attempt - 1)
 
 
 def _root_message(error) -> str:
@@ -86,22 +101,23 @@ def failed_checks(instance: DagsterInstance, run_id: str) -> list[str]:
     """The checks a run failed, each with its reasons: a batch with any is bad data, which
     asking again cannot fix, unlike a source failure. One read of the run's check events."""
     events = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
-    evaluations = [e.dagster_event.event_specific_data for e in events if e.dagster_event]
+    evaluations = [e.dagster_event.asset_check_evaluation_data for e in events if e.dagster_event]
     return [f"{c.check_name}: {c.description or 'failed'}" for c in evaluations if not c.passed]
 
 
 def _run_error(instance: DagsterInstance, run_id: str) -> str:
     """Why a run failed, from its first step failure (the run may also have died without one)."""
     for event in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
-        data = event.dagster_event.step_failure_data if event.dagster_event else None
-        if data is not None and data.error is not None:
-            return f"{event.dagster_event.step_key}: {_root_message(data.error)}"
+        dagster_event = event.dagster_event
+        data = dagster_event.step_failure_data if dagster_event else None
+        if dagster_event is not None and data is not None and data.error is not None:
+            return f"{dagster_event.step_key}: {_root_message(data.error)}"
     return "no step failed (the run itself did)"
 
 
 def launch_command(key: str, run_config: dict | None = None) -> str:
     """The command that re-runs ingest_job for a batch (the daemon of `make dev` starts it)."""
-    tags = json.dumps({"dagster/partition": key})
+    tags = json.dumps({Tag.PARTITION: key})
     command = f".venv/bin/dagster job launch -w workspace.yaml -j ingest_job --tags '{tags}'"
     return command + (f" --config-json '{json.dumps(run_config)}'" if run_config else "")
 
@@ -122,14 +138,16 @@ def _ingest(key: str, add_partition: bool, attempt: int = 1) -> SensorResult:
             RunRequest(
                 partition_key=key,
                 run_key=f"ingest-{key}" if attempt == 1 else f"ingest-{key}-attempt-{attempt}",
-                tags={"mlops/trigger": "ingestion_sensor", ATTEMPT_TAG: str(attempt)},
+                tags={Tag.TRIGGER: Trigger.INGESTION_SENSOR.value, Tag.ATTEMPT: str(attempt)},
             )
         ],
         dynamic_partitions_requests=[batch_partitions.build_add_request([key])] if add_partition else [],
     )
 
 
-def _after_failed_ingest(instance: DagsterInstance, key: str, record: RunRecord) -> SensorResult | SkipReason:
+def _after_failed_ingest(
+    instance: DagsterInstance, settings: Settings, key: str, record: RunRecord
+) -> SensorResult | SkipReason:
     """A batch whose last ingestion did not get it in: bad data waits for a person (with the one
     action that fixes it); anything else - the source down, a crashed run - is asked for again
     after a growing pause, a bounded number of times."""
@@ -146,17 +164,52 @@ def _after_failed_ingest(instance: DagsterInstance, key: str, record: RunRecord)
             f"{bad_batch_action(key)}; ingestion continues once it is in"
         )
     error = _run_error(instance, run.run_id)
-    attempt = int(run.tags.get(ATTEMPT_TAG, "1"))
-    if attempt > ingest_retries():
+    attempt = int(run.tags.get(Tag.ATTEMPT, "1"))
+    if attempt > settings.ingest_retries:
         return SkipReason(
             f"{not_in}: {error}); gave up after {attempt} attempts. Once the source is back, re-run ingest_job "
             f"for partition {key} ({launch_command(key)}); the sensor retries again if that run fails the same way"
         )
     ended = record.end_time or record.update_timestamp.timestamp()
-    wait = retry_pause(attempt) - (time.time() - ended)
+    wait = retry_pause(settings, attempt) - (time.time() - ended)
     if wait > 0:
-        return SkipReason(f"{not_in}: {error}); retry {attempt} of {ingest_retries()} in {wait:.0f}s")
+        return SkipReason(f"{not_in}: {error}); retry {attempt} of {settings.ingest_retries} in {wait:.0f}s")
     return _ingest(key, add_partition=False, attempt=attempt + 1)
+
+
+class BatchState(Enum):
+    """The newest batch's state, as the table in this module's docstring defines it."""
+
+    NONE = "no batch yet"
+    INGESTING = "being ingested"
+    EXHAUSTED = "the source has no such batch"
+    NOT_ASKED = "not asked for yet"
+    FAILED = "ingestion ended without it"
+    AWAITING_TRAINING = "waiting for the training its drift report asked for"
+    DONE = "in, and answered"
+
+
+def _drift_report_answered(instance: DagsterInstance, key: str, drift: dict) -> bool:
+    """A report that asks for training is answered once a train_job run for the batch has finished,
+    unless the run that made it decides training itself (mlops_pipeline)."""
+    if not DriftDecision.parse(drift[Meta.DECISION]).trains or drift.get(Meta.TRAINS_IN_SAME_RUN):
+        return True
+    train = _latest_run(instance, train_job.name, key)
+    return train is not None and train.dagster_run.is_finished
+
+
+def batch_state(instance: DagsterInstance, key: str | None, ingest: RunRecord | None) -> BatchState:
+    """Which row of the table the newest batch `key` is in (`ingest`: its latest ingest_job run)."""
+    if key is None:
+        return BatchState.NONE
+    if ingest is not None and not ingest.dagster_run.is_finished:
+        return BatchState.INGESTING
+    drift = _drift_metadata(instance, key)
+    if drift is not None:
+        return BatchState.DONE if _drift_report_answered(instance, key, drift) else BatchState.AWAITING_TRAINING
+    if key not in instance.get_materialized_partitions(RAW) and _source_exhausted(instance, key):
+        return BatchState.EXHAUSTED
+    return BatchState.NOT_ASKED if ingest is None else BatchState.FAILED
 
 
 @sensor(job=ingest_job, minimum_interval_seconds=INTERVAL, default_status=DefaultSensorStatus.RUNNING)
@@ -165,34 +218,33 @@ def ingestion_sensor(context: SensorEvaluationContext) -> SensorResult | SkipRea
     training, trained - so each batch is judged against the champion the batches before it made.
     A batch that failed for a transient reason is asked for again; one that failed its checks
     waits for a fixed source and a re-fetch. Stops once the source says it has no more data
-    (reset this sensor's cursor after restarting the source to read again)."""
-    state = json.loads(context.cursor) if context.cursor else {}
-    if "exhausted_after" in state:
-        return SkipReason(f"the source is exhausted (last batch {state['exhausted_after']}); not asking again")
+    (reset this sensor's cursor after restarting the source to read again). The states and what
+    the sensor does in each: the table in this module's docstring."""
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    if "exhausted_after" in cursor:
+        return SkipReason(f"the source is exhausted (last batch {cursor['exhausted_after']}); not asking again")
     instance = context.instance
-    keys = sorted(instance.get_dynamic_partitions(batch_partitions.name))
-    if not keys:
+    keys = sorted(instance.get_dynamic_partitions(batch_partitions.name or ""))
+    last = keys[-1] if keys else None
+    ingest = _latest_run(instance, ingest_job.name, last) if last else None
+    state = batch_state(instance, last, ingest)
+    if state is BatchState.NONE or last is None:
         return _ingest(batch_key(1), add_partition=True)
-    last = keys[-1]
-    ingest = _latest_run(instance, ingest_job.name, last)
-    if ingest is not None and not ingest.dagster_run.is_finished:
+    if state is BatchState.INGESTING and ingest is not None:
         return SkipReason(f"batch {last} is still being ingested (run {ingest.dagster_run.run_id})")
-    drift = _drift_metadata(instance, last)
-    if drift is None:
-        if last not in instance.get_materialized_partitions(RAW) and _source_exhausted(instance, last):
-            done = batch_key(batch_number(last) - 1)
-            return SensorResult(
-                skip_reason=f"the source has no batch {last}: exhausted after batch {done}",
-                dynamic_partitions_requests=[batch_partitions.build_delete_request([last])],
-                cursor=json.dumps({"exhausted_after": done}),
-            )
-        if ingest is None:
-            return _ingest(last, add_partition=False)
-        return _after_failed_ingest(instance, last, ingest)
-    if str(drift["decision"]).startswith("train") and not drift.get("trains_in_same_run"):
-        train = _latest_run(instance, train_job.name, last)
-        if train is None or not train.dagster_run.is_finished:
-            return SkipReason(f"waiting for the training that batch {last}'s drift report asked for")
+    if state is BatchState.EXHAUSTED:
+        done = batch_key(batch_number(last) - 1)
+        return SensorResult(
+            skip_reason=f"the source has no batch {last}: exhausted after batch {done}",
+            dynamic_partitions_requests=[batch_partitions.build_delete_request([last])],
+            cursor=json.dumps({"exhausted_after": done}),
+        )
+    if state is BatchState.NOT_ASKED:
+        return _ingest(last, add_partition=False)
+    if state is BatchState.FAILED and ingest is not None:
+        return _after_failed_ingest(instance, Settings.from_env(), last, ingest)
+    if state is BatchState.AWAITING_TRAINING:
+        return SkipReason(f"waiting for the training that batch {last}'s drift report asked for")
     return _ingest(batch_key(batch_number(last) + 1), add_partition=True)
 
 
@@ -202,8 +254,8 @@ def _answered(instance: DagsterInstance, report_ids: list[str]) -> dict[str, str
     whole history again and must not train it twice. One query for the whole tick."""
     if not report_ids:
         return {}
-    runs = instance.get_runs(RunsFilter(tags={REPORT_TAG: report_ids}))
-    return {run.tags[REPORT_TAG]: run.run_id for run in runs}
+    runs = instance.get_runs(RunsFilter(tags={Tag.DRIFT_REPORT_ID: report_ids}))
+    return {run.tags[Tag.DRIFT_REPORT_ID]: run.run_id for run in runs}
 
 
 @sensor(job=train_job, minimum_interval_seconds=INTERVAL, default_status=DefaultSensorStatus.RUNNING)
@@ -217,20 +269,22 @@ def drift_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
     ).records
     if not records:
         return SkipReason("no new drift reports")
-    reports = [(r.partition_key, {k: v.value for k, v in r.asset_materialization.metadata.items()}) for r in records]
-    asking = [(batch, meta) for batch, meta in reports if not meta.get("trains_in_same_run")]
+    reports = [(r.partition_key, _metadata(r.asset_materialization)) for r in records]
+    asking = [(batch, meta) for batch, meta in reports if not meta.get(Meta.TRAINS_IN_SAME_RUN)]
     answered = _answered(
-        context.instance, [str(m["report_id"]) for _, m in asking if str(m["decision"]).startswith("train")]
+        context.instance,
+        [str(m[Meta.REPORT_ID]) for _, m in asking if DriftDecision.parse(m[Meta.DECISION]).trains],
     )
     requests = []
     for batch, meta in asking:
-        report_id = str(meta["report_id"])
-        if not str(meta["decision"]).startswith("train"):
-            context.log.info(f"batch {batch}: skipped: no drift - {meta['why']}")
+        report_id = str(meta[Meta.REPORT_ID])
+        decision = DriftDecision.parse(meta[Meta.DECISION])
+        if not decision.trains:
+            context.log.info(f"batch {batch}: skipped: {decision.reason} - {meta[Meta.WHY]}")
         elif report_id in answered:
             context.log.info(
                 f"batch {batch}: drift report {report_id} was already answered by run {answered[report_id]} "
-                f"({REPORT_TAG}={report_id}); not training it again"
+                f"({Tag.DRIFT_REPORT_ID}={report_id}); not training it again"
             )
         else:
             requests.append(
@@ -238,15 +292,19 @@ def drift_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
                     partition_key=batch,
                     run_key=f"train-{report_id}",
                     tags={
-                        "mlops/trigger": "drift_sensor",
-                        REPORT_TAG: report_id,
-                        "mlops/decision": str(meta["decision"]),
+                        Tag.TRIGGER: Trigger.DRIFT_SENSOR.value,
+                        Tag.DRIFT_REPORT_ID: report_id,
+                        Tag.DECISION: decision.value,
                     },
                 )
             )
-            context.log.info(f"batch {batch}: training requested - {meta['decision']}: {meta['why']}")
+            context.log.info(f"batch {batch}: training requested - {decision.value}: {meta[Meta.WHY]}")
     cursor = str(records[-1].storage_id)
     if not requests:
         done = f" ({len(answered)} already trained)" if answered else ""
         return SensorResult(skip_reason=f"new drift reports, none asking for training{done}", cursor=cursor)
     return SensorResult(run_requests=requests, cursor=cursor)
+
+
+def _metadata(materialization: AssetMaterialization | None) -> dict:
+    return {k: v.value for k, v in materialization.metadata.items()} if materialization else {}

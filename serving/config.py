@@ -1,4 +1,4 @@
-"""Serving configuration: the platform's settings plus the knobs only the service has.
+"""Serving configuration: the serving part of the platform's one settings object (mlops_assets.settings).
 
 Read from the environment once per process; `@bentoml.service` takes workers and threads from here
 at import time, so they are set before `bentoml serve` starts (BentoML's config overrides cannot
@@ -7,7 +7,6 @@ change `threads`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -17,55 +16,60 @@ from mlops_assets.settings import Settings
 MAX_BATCH_ITEMS = 10_000
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {raw!r}")
-    return value
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    return default if not raw else raw in ("1", "true", "yes", "on")
-
-
 @dataclass(frozen=True)
 class ServingConfig:
+    """The part of `Settings` the service reads (every variable is declared and checked there)."""
+
     settings: Settings
-    poll_seconds: float
-    workers: int
-    threads: int
-    access_log: bool
-    tracing: bool
-    inference_log: bool
-    log_queue_rows: int
-    log_batch_rows: int
-    log_flush_seconds: float
-    log_wait_seconds: float
-    load_wait_seconds: float
-    run_dir: str | None
+
+    @property
+    def poll_seconds(self) -> float:
+        return self.settings.serving_poll_seconds
+
+    @property
+    def workers(self) -> int:
+        return self.settings.serving_workers
+
+    @property
+    def threads(self) -> int:
+        return self.settings.serving_threads
+
+    @property
+    def access_log(self) -> bool:
+        return self.settings.serving_access_log
+
+    @property
+    def tracing(self) -> bool:
+        return self.settings.serving_tracing
+
+    @property
+    def inference_log(self) -> bool:
+        return self.settings.inference_log
+
+    @property
+    def log_queue_rows(self) -> int:
+        return self.settings.inference_log_queue_rows
+
+    @property
+    def log_batch_rows(self) -> int:
+        return self.settings.inference_log_batch_rows
+
+    @property
+    def log_flush_seconds(self) -> float:
+        return self.settings.inference_log_flush_seconds
+
+    @property
+    def log_wait_seconds(self) -> float:
+        return self.settings.inference_log_wait_seconds
+
+    @property
+    def load_wait_seconds(self) -> float:
+        return self.settings.serving_load_wait_seconds
+
+    @property
+    def run_dir(self) -> str | None:
+        return self.settings.serving_run_dir
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
-        env = os.environ if env is None else env
-        return cls(
-            settings=Settings.from_env(env),
-            poll_seconds=_number(env, "MLOPS_SERVING_POLL_SECONDS", 10.0, 0.1),
-            workers=int(_number(env, "MLOPS_SERVING_WORKERS", 2, 1)),
-            threads=int(_number(env, "MLOPS_SERVING_THREADS", 2, 1)),
-            access_log=_flag(env, "MLOPS_SERVING_ACCESS_LOG", False),
-            tracing=_flag(env, "MLOPS_SERVING_TRACING", False),
-            inference_log=_flag(env, "MLOPS_INFERENCE_LOG", True),
-            log_queue_rows=int(_number(env, "MLOPS_INFERENCE_LOG_QUEUE_ROWS", 50_000, 1)),
-            log_batch_rows=int(_number(env, "MLOPS_INFERENCE_LOG_BATCH_ROWS", 2_000, 1)),
-            log_flush_seconds=_number(env, "MLOPS_INFERENCE_LOG_FLUSH_SECONDS", 1.0, 0.01),
-            log_wait_seconds=_number(env, "MLOPS_INFERENCE_LOG_WAIT_SECONDS", 10.0, 0.0),
-            load_wait_seconds=_number(env, "MLOPS_SERVING_LOAD_WAIT_SECONDS", 60.0, 0.0),
-            run_dir=env.get("MLOPS_SERVING_RUN_DIR") or None,
-        )
+        return cls(Settings.from_env(env))

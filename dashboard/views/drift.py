@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import charts, ui
 from dashboard.history import HistoryError, read_report
+from mlops_assets.core.contracts import DriftDecision
 
 st.title("Drift")
 cfg = ui.config()
@@ -31,7 +32,7 @@ def trained_models(report_id: str) -> str:
 
 
 reports = reports.assign(
-    outcome=["trained" if d.startswith("train") else "skipped" for d in reports["decision"]],
+    outcome=[DriftDecision.parse(d).outcome for d in reports["decision"]],
     share=reports["share_drifted"].fillna(0.0),
     columns=[", ".join(c) if isinstance(c, list) else "" for c in reports["drifted_columns"]],
     models=[trained_models(r) for r in reports["report_id"]],

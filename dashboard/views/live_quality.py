@@ -6,6 +6,8 @@ Matched sales per batch, live error per model version against its holdout error,
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -96,7 +98,7 @@ def study_rows(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 st.subheader("Ratio study (IAAO) over all matched sales")
 ranges = ", ".join(f"{n.replace('_', ' ')} {low}-{high}" for n, (low, high) in STANDARDS.items())
 st.caption(f"Ratio = predicted / sold. IAAO ranges for residential property: {ranges} (COD in percent).")
-columns = {
+columns: dict[str, Any] = {
     "model_version": "model",
     "sales": st.column_config.NumberColumn("sales", format="localized"),
     "mae": "MAE",

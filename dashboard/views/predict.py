@@ -16,12 +16,12 @@ with st.form("predict"):
 
 if submitted:
     try:
-        answer = ui.client().predict(prop)
+        response = ui.client().predict(prop)
     except ServingError as error:
         ui.show_problem(error)
     else:
         st.session_state["property"] = prop
-        st.session_state["prediction"] = answer
+        st.session_state["prediction"] = response
 
 answer = st.session_state.get("prediction")
 if answer:

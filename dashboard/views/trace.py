@@ -68,7 +68,9 @@ def pick_request(client: ServingClient) -> str | None:
     picked = None
     if ids:
         default = ids.index(own) if own in ids else 0
-        picked = pick_col.selectbox("A recent prediction", ids, index=default, format_func=labels.get, key="trace_pick")
+        picked = pick_col.selectbox(
+            "A recent prediction", ids, index=default, format_func=lambda i: labels.get(i, i), key="trace_pick"
+        )
     entered = enter_col.text_input(
         "Or a request id", key="trace_request_id", max_chars=80, placeholder="as /predict answers it"
     )

@@ -17,17 +17,13 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from mlops_assets.assets.listings import clean_listings
 from mlops_assets.assets.outcomes import live_performance
+from mlops_assets.core.contracts import DriftDecision, Meta, Trigger
 from mlops_assets.core.features import column_reliance
 from mlops_assets.ml.drift import CATEGORICAL, NUMERIC, DriftResult, DriftRule, compare
 from mlops_assets.partitions import batch_partitions
 from mlops_assets.resources import DriftRuleResource, MlflowResource, ObjectStoreResource, WarehouseResource
 from mlops_assets.storage import queries
 from mlops_assets.storage.warehouse import drift_reports
-
-BASELINE = "train: baseline (no champion yet)"
-DRIFT = "train: drift detected"
-NO_DRIFT = "skip: no drift"
-PIPELINE_JOB = "mlops_pipeline"
 
 
 def report_key(report_id: str) -> str:
@@ -56,16 +52,12 @@ def _champion_reliance(db, mlflow: MlflowResource, version: str) -> tuple[dict[s
     return column_reliance(importance, NUMERIC + CATEGORICAL), ""
 
 
-def _decision(detected: bool) -> str:
-    return DRIFT if detected else NO_DRIFT
-
-
 def importance_summary(
     result: DriftResult, rule: DriftRule, reliance: dict[str, float], version: str
 ) -> tuple[str, str]:
     """(what the importance option decides, the sentence that says it and whether it was applied)."""
     relied = result.relied_on(rule, reliance)
-    decision = _decision(result.importance_detected(rule, reliance))
+    decision = DriftDecision.of(result.importance_detected(rule, reliance))
     state = "applied" if rule.require_importance else "not applied (require_importance is off)"
     counted = ", ".join(f"{c} ({reliance[c]:.0%})" for c in relied) if relied else "none"
     ignored = [c for c in result.drifted_columns if c not in relied]
@@ -74,7 +66,7 @@ def importance_summary(
         f"importance option {state}: drifted columns carrying >= {rule.min_importance_share:.0%} of champion "
         f"v{version}'s importance: {counted}{left_out} -> {decision}"
     )
-    return decision, sentence
+    return decision.value, sentence
 
 
 def ranking_table(ranking: list[dict]) -> str:
@@ -126,7 +118,7 @@ def drift_report(
         no_ranking = "absent: no champion yet, so no importance to weight the drift by"
         row |= {
             "rows_reference": 0,
-            "decision": BASELINE,
+            "decision": DriftDecision.BASELINE.value,
             "why": "no champion yet: a baseline model is trained",
             "importance_rule": no_ranking,
         }
@@ -153,7 +145,7 @@ def drift_report(
             "share_drifted": result.share_drifted,
             "drifted_columns": result.drifted_columns,
             "column_scores": result.scores(),
-            "decision": _decision(detected),
+            "decision": DriftDecision.of(detected).value,
             "why": why,
             "report_uri": uri,
             "importance_ranking": ranking,
@@ -170,18 +162,18 @@ def drift_report(
             **({"importance_decision": importance_decision} if importance_decision else {}),
         }
     db.upsert(drift_reports, row)
-    trains_here = context.job_def.name == PIPELINE_JOB
+    trains_here = Trigger.from_tags(context.run.tags).trains_in_same_run
     context.log.info(f"batch {batch_id}: {row['decision']} - {row['why']}")
     return MaterializeResult(
         metadata={
-            "report_id": report_id,
-            "decision": row["decision"],
-            "drift_detected": bool(row.get("drift_detected")),
-            "why": MetadataValue.md(row["why"]),
+            Meta.REPORT_ID: report_id,
+            Meta.DECISION: row["decision"],
+            Meta.DRIFT_DETECTED: bool(row.get("drift_detected")),
+            Meta.WHY: MetadataValue.md(row["why"]),
             "reference": f"champion v{champion}, batches {row['reference_batches']}" if champion else "none",
             "rows_current": len(current),
             "rows_reference": row["rows_reference"],
-            "trains_in_same_run": trains_here,
+            Meta.TRAINS_IN_SAME_RUN: trains_here,
             **metadata,
         }
     )

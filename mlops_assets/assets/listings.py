@@ -26,6 +26,7 @@ from dagster import (
 
 from mlops_assets.core.cleaning import check_clean_ranges
 from mlops_assets.core.cleaning import clean_listings as clean
+from mlops_assets.core.contracts import Meta
 from mlops_assets.core.properties import property_keys
 from mlops_assets.core.schema import coerce_raw, validate_raw
 from mlops_assets.partitions import batch_number, batch_partitions
@@ -108,7 +109,7 @@ def raw_listings(
             yield AssetObservation(
                 asset_key="raw_listings",
                 partition=batch_id,
-                metadata={"source_exhausted": True},
+                metadata={Meta.SOURCE_EXHAUSTED: True},
             )
             return
         store.write_parquet(key, frame)

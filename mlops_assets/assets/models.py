@@ -6,15 +6,17 @@ promoted, or rejected with the rule that failed and by how much.
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Literal
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from mlops_assets.assets.drift import NO_DRIFT, PIPELINE_JOB, drift_report
+from mlops_assets.assets.drift import drift_report
 from mlops_assets.assets.listings import clean_listings
 from mlops_assets.assets.repair import repair
 from mlops_assets.core.baseline import MedianPriceBaseline
+from mlops_assets.core.contracts import DriftDecision, Trigger
 from mlops_assets.core.features import fit_transform_training, to_target, transform
 from mlops_assets.core.metrics import METRIC_NAMES, regression_metrics
 from mlops_assets.core.model_diff import summary_markdown, to_markdown
@@ -22,10 +24,11 @@ from mlops_assets.core.promotion import Verdict, decide, fmt
 from mlops_assets.core.ratio_study import RatioStudy, by_state, ratio_study
 from mlops_assets.core.splits import digest, is_holdout
 from mlops_assets.ml.model_diff import artifact_paths, diff_models, prices
+from mlops_assets.ml.predict import predict_price
 from mlops_assets.ml.registry import LoadedModel, ModelRegistry
 from mlops_assets.ml.rollback import ROLLED_BACK
 from mlops_assets.ml.tracking import record_training
-from mlops_assets.ml.training import predict_price, tune_and_fit
+from mlops_assets.ml.training import tune_and_fit
 from mlops_assets.partitions import batch_partitions
 from mlops_assets.resources import (
     MlflowResource,
@@ -41,7 +44,7 @@ MIN_TRAINING_ROWS = 200
 
 
 class CandidateConfig(Config):
-    mode: str = Field(
+    mode: Literal["force", "if_drift"] = Field(
         default="force",
         description="'force': always train (a materialization by hand is a forced retrain); "
         "'if_drift': train only when the batch's drift report says so (mlops_pipeline).",
@@ -50,13 +53,12 @@ class CandidateConfig(Config):
 
 
 def _trigger(context: AssetExecutionContext, report: dict | None) -> tuple[str, str]:
-    """Who asked for this training, and why - recorded with the model."""
+    """Who asked for this training (the run's `mlops/trigger` tag), and why - recorded with the model."""
     decided = f"{report['decision']} - {report['why']}" if report else "no drift report for this batch"
-    if context.run.tags.get("mlops/trigger") == "drift_sensor":
-        return "drift_sensor", decided
-    if context.job_def.name == PIPELINE_JOB:
-        return "mlops_pipeline", decided
-    return "manual", f"forced retrain (materialized by hand); drift report: {decided}"
+    trigger = Trigger.from_tags(context.run.tags)
+    if trigger in (Trigger.DRIFT_SENSOR, Trigger.PIPELINE):
+        return trigger.value, decided
+    return Trigger.MANUAL.value, f"forced retrain (materialized by hand); drift report: {decided}"
 
 
 def _split(frame: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -71,10 +73,10 @@ def baseline_metrics(train: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, fl
 
 def metrics_table(rows: dict[str, dict[str, float] | None]) -> str:
     """Markdown: one column per model (candidate, champion, baseline), one row per metric, readable units."""
-    names = [n for n, m in rows.items() if m]
-    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    present = {n: m for n, m in rows.items() if m}
+    lines = ["| metric | " + " | ".join(present) + " |", "|---|" + "---|" * len(present)]
     for metric in METRIC_NAMES:
-        lines.append(f"| {metric} | " + " | ".join(fmt(metric, rows[n][metric]) for n in names) + " |")
+        lines.append(f"| {metric} | " + " | ".join(fmt(metric, m[metric]) for m in present.values()) + " |")
     return "\n".join(lines)
 
 
@@ -129,11 +131,9 @@ def candidate_model(
     if config.mode == "if_drift":
         if report is None:
             raise Failure(f"batch {batch_id} has no drift report: materialize drift_report first")
-        if report["decision"] == NO_DRIFT:
+        if not DriftDecision.parse(report["decision"]).trains:
             context.log.info(f"batch {batch_id}: skipped: no drift ({report['why']}); no training")
             return
-    elif config.mode != "force":
-        raise Failure(f"mode must be 'force' or 'if_drift', got {config.mode!r}")
     trigger, why = _trigger(context, report)
     context.log.info(f"batch {batch_id}: training ({trigger}): {why}")
 
@@ -141,7 +141,15 @@ def candidate_model(
     if len(train) < MIN_TRAINING_ROWS or holdout.empty:
         raise Failure(f"only {len(train)} training and {len(holdout)} holdout rows up to batch {batch_id}")
     state, train_x = fit_transform_training(train)  # training rows encoded out of fold: no target leakage
-    model = tune_and_fit(train_x.to_numpy(), to_target(train["price"]), training.tuning(config.n_trials))
+    champion_version = mlflow.registry().alias_version()  # its parameters are the search's first trial
+    champion = queries.model_row(db, mlflow.model_name, champion_version) if champion_version else None
+    model = tune_and_fit(
+        train_x.to_numpy(),
+        to_target(train["price"]),
+        training.tuning(config.n_trials, batch_id),
+        warm_start=champion["params"] if champion else None,
+        log=context.log.info,
+    )
     holdout_x = transform(holdout, state).to_numpy()
     predicted = predict_price(model.booster, holdout_x)
     metrics = regression_metrics(holdout["price"], predicted)
@@ -169,7 +177,10 @@ def candidate_model(
         | {f"baseline_{k}": v for k, v in baseline.items()}
         | {k: v for k, v in ratio_values(study, {}).items() if isinstance(v, float)},
         holdout_x=holdout_x,
-        dicts={"ratio_study.json": {"overall": study.as_dict(), "by_state": study_by_state}},
+        dicts={
+            "ratio_study.json": {"overall": study.as_dict(), "by_state": study_by_state},
+            "optuna/search.json": model.search,
+        },
         tags=tags,
         holdout={
             "rule": f"hash bucket of listing_id below {training.holdout_fraction:.0%}",
@@ -219,6 +230,7 @@ def candidate_model(
             "cv_r2_mean": round(model.cv_r2_mean, 4),
             "cv_r2_std": round(model.cv_r2_std, 4),
             "best_params": MetadataValue.json(model.params),
+            "search": MetadataValue.json(model.search),
             "mean_abs_shap": MetadataValue.json(shap_importance),
             **({"repaired": MetadataValue.md("\n".join(f"- {line}" for line in repaired))} if repaired else {}),
         }
@@ -365,7 +377,7 @@ def champion_model(
         model_history,
         {"model_name": mlflow.model_name, "model_version": int(candidate.version)},
         {
-            "champion_version": int(champion_version) if champion_metrics else None,
+            "champion_version": int(champion_version) if champion_metrics and champion_version else None,
             **metric_values("champion_", champion_metrics),
             **metric_values("baseline_", baseline),
             "gate_mode": gate.mode,
@@ -392,7 +404,7 @@ def champion_model(
                 f"serving was not told to reload ({error}); it will pick v{candidate.version} up by polling"
             )
     diff_metadata = {}
-    if champion_metrics is not None:
+    if champion_metrics is not None and champion is not None:
         diff_metadata = _record_diff(
             context,
             db,

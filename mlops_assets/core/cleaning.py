@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mlops_assets.core.properties import normalize_zip, property_keys
-from mlops_assets.core.schema import NUMERIC_COLUMNS, RAW_COLUMNS, STATUSES
+from mlops_assets.core.schema import NUMERIC_COLUMNS, RANGE_CHECKED_COLUMNS, RAW_COLUMNS, REQUIRED_COLUMNS, STATUSES
 from mlops_assets.core.states import normalize_state
 
 
@@ -28,7 +28,7 @@ class Ranges:
 
 DEFAULT_RANGES = Ranges()
 
-REQUIRED = ("price", "bed", "bath", "house_size")
+REQUIRED = REQUIRED_COLUMNS
 
 CLEAN_COLUMNS = [
     "listing_id", "property_key", "status", "price", "bed", "bath", "acre_lot", "acre_lot_missing",
@@ -97,7 +97,7 @@ def clean_listings(raw: pd.DataFrame, ranges: Ranges = DEFAULT_RANGES) -> Cleani
     drop("unknown_state", frame["state"].isna())
     frame["status"] = frame["status"].map(normalize_status)
     drop("unknown_status", frame["status"].isna())
-    for column in ("price", "bed", "bath", "house_size"):
+    for column in REQUIRED:  # missing already dropped: every value is checked
         low, high = getattr(ranges, column)
         drop(f"{column}_out_of_range", ~frame[column].between(low, high))
     low, high = ranges.acre_lot
@@ -117,7 +117,7 @@ def clean_listings(raw: pd.DataFrame, ranges: Ranges = DEFAULT_RANGES) -> Cleani
 def check_clean_ranges(frame: pd.DataFrame, ranges: Ranges = DEFAULT_RANGES) -> list[str]:
     """Violations of the clean-data contract; cleaning must leave this empty."""
     problems = []
-    for column in ("price", "bed", "bath", "house_size", "acre_lot"):
+    for column in RANGE_CHECKED_COLUMNS:
         low, high = getattr(ranges, column)
         values = frame[column].dropna()
         bad = ~values.between(low, high)

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from mlops_assets.core import schema
 from mlops_assets.core.schema import STATUSES
 
 SQFT_PER_ACRE = 43_560.0
@@ -76,8 +77,13 @@ def column_reliance(importance: Mapping[str, float], columns: list[str] | tuple[
 
 #: What a caller must supply per listing; state and status may be missing. city and zip_code are
 #: optional: without them a listing is priced at its state's level (and says so in warnings).
-INPUT_COLUMNS = ("bed", "bath", "acre_lot", "house_size", "state", "status")
-LOCATION_COLUMNS = ("city", "zip_code")
+INPUT_COLUMNS = schema.INPUT_COLUMNS
+LOCATION_COLUMNS = schema.LOCATION_COLUMNS
+
+#: The numeric inputs whose training range the state records, and the quantiles that bound it (not min/max:
+#: a few listings at the edges would otherwise stretch it).
+RANGE_COLUMNS = schema.MEASURE_COLUMNS
+RANGE_QUANTILES = (0.001, 0.999)
 
 _NONE = (0, 0.0, 0.0)  # (listings, sum of log price, sum of log price per sqft) of an unseen place
 
@@ -134,6 +140,9 @@ class FeatureState:
     """Per place: [listings, sum of log1p(price), sum of log(price per sqft)]."""
     feature_names: list[str] = field(default_factory=lambda: list(FEATURE_NAMES))
     schema_version: int = 2
+    ranges: dict[str, list[float]] = field(default_factory=dict)
+    """Per numeric input (RANGE_COLUMNS): [low, high], the RANGE_QUANTILES of the training rows; serving warns
+    outside them. Empty in a state fitted before it was recorded."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -195,6 +204,17 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     return np.full(len(frame), None, dtype=object)
 
 
+def _ranges(clean: pd.DataFrame) -> dict[str, list[float]]:
+    ranges: dict[str, list[float]] = {}
+    for column in (c for c in RANGE_COLUMNS if c in clean.columns):
+        values = clean[column].to_numpy(dtype="float64", na_value=np.nan)
+        values = values[np.isfinite(values)]
+        if len(values):
+            low, high = np.quantile(values, RANGE_QUANTILES)
+            ranges[column] = [float(low), float(high)]
+    return ranges
+
+
 def fit_feature_state(clean: pd.DataFrame, smoothing: float = 20.0, local_smoothing: float = 5.0) -> FeatureState:
     """Learn the location levels and imputation values from training rows only."""
     log_price = pd.Series(to_target(clean["price"]), index=clean.index)
@@ -220,6 +240,7 @@ def fit_feature_state(clean: pd.DataFrame, smoothing: float = 20.0, local_smooth
         state_stats=state_stats,
         city_stats=_group_stats(cities, log_price, log_ppsf),
         zip_stats=_group_stats(zips, log_price, log_ppsf),
+        ranges=_ranges(clean),
     )
 
 

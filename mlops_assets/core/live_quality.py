@@ -17,7 +17,7 @@ the predecessor the error kinds are alike, so 20% worse on the same period is al
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class LiveQualityRule:
             raise ValueError(f"live metric must be mape, median_ape or mae, got {self.metric!r}")
 
 
-def live_errors(predicted: np.ndarray, sold: np.ndarray) -> dict[str, float | int | None]:
+def live_errors(predicted: np.ndarray, sold: np.ndarray) -> dict[str, Any]:
     """Error and ratio-study figures over matched sales: sales, mae, mape, median_ape, median_ratio, cod,
     prd, prb. Fractions for mape and median_ape (0.18 = 18%); COD in percent, as IAAO writes it."""
     predicted, sold = np.asarray(predicted, float), np.asarray(sold, float)
@@ -101,7 +101,8 @@ def judge(
             figures=figures,
         )
     live = f"v{champion.version} live {label(m)} {fmt(m, champion.error)} over {champion.sales:,} sales"
-    reasons, passes = [], []
+    reasons: list[str] = []
+    passes: list[str] = []
     if holdout_error is not None and holdout_error > 0:
         limit = holdout_error * (1 + rule.max_increase_over_holdout)
         text = f"{live} vs its holdout {fmt(m, holdout_error)} (limit {fmt(m, limit)})"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,7 +95,7 @@ def model_diff(
         "drift": _drift(drift),
     }
     diff["headline"] = headline(diff)
-    return _jsonable(diff)
+    return dict(_jsonable(diff))  # type: ignore[call-overload]  # a Mapping in, a dict out
 
 
 def headline(diff: Mapping) -> str:
@@ -193,7 +194,7 @@ def _value_changes(
     moved = np.abs(np.where(valid, change, 0.0))
     quantiles = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
     values = change[valid]
-    counts = np.histogram(values, bins=[-np.inf, *HISTOGRAM_EDGES, np.inf])[0] if len(values) else []
+    counts = np.histogram(values, bins=[-np.inf, *HISTOGRAM_EDGES, np.inf])[0] if len(values) else np.array([], int)
     histogram = [
         {"bin": _bin_label(i), "count": int(count), "share": float(count / len(values))}
         for i, count in enumerate(counts)
@@ -257,7 +258,7 @@ def _importance(new: Mapping[str, float] | None, old: Mapping[str, float] | None
         missing = [name for name, value in (("new", new), ("old", old)) if not value]
         return {"features": [], "most_changed": [], "note": f"no mean |SHAP| for the {' and '.join(missing)} model"}
     names = sorted(set(new) | set(old), key=lambda f: (-max(new.get(f, 0.0), old.get(f, 0.0)), f))
-    features = [
+    features: list[dict[str, Any]] = [
         {
             "feature": f,
             "old": float(old.get(f, 0.0)),
@@ -274,8 +275,8 @@ def _drift(report: Mapping | None) -> dict | None:
     """The drift report's per-column scores and why, as the report recorded them."""
     if not report:
         return None
-    scores = _parsed(report.get("column_scores")) or {}
-    drifted = _parsed(report.get("drifted_columns")) or []
+    scores: dict = _parsed(report.get("column_scores")) or {}
+    drifted: list = _parsed(report.get("drifted_columns")) or []
     ranking = _parsed(report.get("importance_ranking"))
     return {
         "report_id": report.get("report_id"),
@@ -288,7 +289,7 @@ def _drift(report: Mapping | None) -> dict | None:
     }
 
 
-def _parsed(value: object) -> object:
+def _parsed(value: object) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
@@ -330,7 +331,7 @@ def change_text(name: str, before: float | None, after: float | None) -> str:
     return f"{delta:+.3f}{relative}"
 
 
-def _table(header: Sequence[str], rows: list[Sequence[str]]) -> list[str]:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
     return lines

@@ -1,4 +1,10 @@
-"""The realtor listings schema: column names, types and the raw-batch validation.
+"""The realtor listings schema: one declaration of the listing columns, and the raw-batch validation.
+
+`LISTING_COLUMNS` says, once, what each column is and which parts use it; everything else is derived
+from it: the raw file's columns and kinds, the warehouse's listing columns and text widths
+(storage.warehouse), the columns cleaning requires and range-checks (core.cleaning), the model's
+inputs (core.features, serving's request model and inference log), the columns drift watches
+(ml.drift). A test checks serving's request model against it.
 
 Pure pandas: imported by the pipeline and by serving alike.
 """
@@ -7,29 +13,75 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 TARGET = "price"
 
-#: The 12 columns of the realtor file, in file order, with their kind.
-RAW_COLUMNS: dict[str, str] = {
-    "brokered_by": "number",
-    "status": "text",
-    "price": "number",
-    "bed": "number",
-    "bath": "number",
-    "acre_lot": "number",
-    "street": "number",
-    "city": "text",
-    "state": "text",
-    "zip_code": "number",
-    "house_size": "number",
-    "prev_sold_date": "text",
-}
+Role = Literal["required", "range_checked", "measure", "input", "location", "identity", "monitored"]
+
+
+@dataclass(frozen=True)
+class ListingColumn:
+    """One column of the realtor file and what the platform does with it.
+
+    Roles: `required` - a clean row must have it; `range_checked` - cleaning drops rows outside its
+    range (core.cleaning.Ranges); `measure` - a size a person gives (serving checks it against the
+    training range); `input` - the model prices from it (serving's request takes it, the inference log
+    keeps it); `location` - an optional, finer place than the state; `identity` - optional, only to
+    recognise the same house later (core.properties); `monitored` - drift watches it.
+    """
+
+    name: str
+    kind: Literal["number", "text"]
+    roles: frozenset[Role] = frozenset()
+    width: int | None = None
+    """Text only: the most characters the warehouse column (and so `validate_raw`) takes."""
+
+
+def _column(name: str, kind: Literal["number", "text"], *roles: Role, width: int | None = None) -> ListingColumn:
+    return ListingColumn(name, kind, frozenset(roles), width)
+
+
+#: The 12 columns of the realtor file, in file order.
+LISTING_COLUMNS: tuple[ListingColumn, ...] = (
+    _column("brokered_by", "number", "identity"),
+    _column("status", "text", "input", "monitored", width=32),
+    _column("price", "number", "required", "range_checked", "monitored"),
+    _column("bed", "number", "required", "range_checked", "measure", "input", "monitored"),
+    _column("bath", "number", "required", "range_checked", "measure", "input", "monitored"),
+    _column("acre_lot", "number", "range_checked", "measure", "input", "monitored"),
+    _column("street", "number", "identity"),
+    _column("city", "text", "location", width=128),
+    _column("state", "text", "input", "monitored", width=64),
+    _column("zip_code", "number", "location"),
+    _column("house_size", "number", "required", "range_checked", "measure", "input", "monitored"),
+    _column("prev_sold_date", "text", width=32),
+)
+
+
+def columns_with(role: Role, kind: str | None = None) -> tuple[str, ...]:
+    """The names of the listing columns with `role` (and of `kind`), in file order."""
+    return tuple(c.name for c in LISTING_COLUMNS if role in c.roles and kind in (None, c.kind))
+
+
+#: The columns of the realtor file, in file order, with their kind.
+RAW_COLUMNS: dict[str, str] = {c.name: c.kind for c in LISTING_COLUMNS}
 NUMERIC_COLUMNS = [c for c, kind in RAW_COLUMNS.items() if kind == "number"]
 TEXT_COLUMNS = [c for c, kind in RAW_COLUMNS.items() if kind == "text"]
+#: A clean row has every one of these.
+REQUIRED_COLUMNS = columns_with("required")
+#: Sizes a person gives: bed, bath, acre_lot, house_size.
+MEASURE_COLUMNS = columns_with("measure")
+#: What the model prices from, besides the optional location: the six fields of a request.
+INPUT_COLUMNS = columns_with("input")
+LOCATION_COLUMNS = columns_with("location")
+IDENTITY_COLUMNS = columns_with("identity")
+#: Drift watches these: numbers by a distance, categories by their shares.
+MONITORED_NUMERIC = columns_with("monitored", "number")
+MONITORED_CATEGORICAL = columns_with("monitored", "text")
 
 #: Statuses seen in the realtor data; cleaning maps spellings onto these.
 STATUSES = ("for_sale", "ready_to_build", "sold")
@@ -37,12 +89,12 @@ STATUSES = ("for_sale", "ready_to_build", "sold")
 #: The most characters each text column may hold: the warehouse declares its columns with these
 #: widths (storage.warehouse), and `validate_raw` refuses longer text, so a batch PostgreSQL would
 #: refuse (varchar(n)) is refused by its check on SQLite too, which ignores widths.
-TEXT_WIDTHS: dict[str, int] = {"status": 32, "city": 128, "state": 64, "prev_sold_date": 32}
+TEXT_WIDTHS: dict[str, int] = {c.name: c.width for c in LISTING_COLUMNS if c.width is not None}
 
 #: Numeric columns whose every value cleaning checks against a fixed range (core.cleaning.Ranges):
 #: a non-finite price, bed, bath, house size or lot is a row dropped and counted there
 #: (`<column>_out_of_range`), like any other impossible value, not a malformed batch.
-RANGE_CHECKED_COLUMNS = ("price", "bed", "bath", "acre_lot", "house_size")
+RANGE_CHECKED_COLUMNS = columns_with("range_checked")
 
 #: The other numeric columns are identifiers no rule checks: an infinite broker, street or zip code
 #: would pass into clean data as is (or, for zip_code, silently become missing), so

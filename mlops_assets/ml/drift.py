@@ -29,15 +29,12 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from mlops_assets.core.data_changes import describe_changes
+from mlops_assets.core.schema import MONITORED_CATEGORICAL, MONITORED_NUMERIC
 
-NUMERIC = ["price", "bed", "bath", "house_size", "acre_lot"]
-CATEGORICAL = ["state", "status"]
+#: The monitored columns (core.schema): numbers compared by a distance, categories by their shares.
+NUMERIC = list(MONITORED_NUMERIC)
+CATEGORICAL = list(MONITORED_CATEGORICAL)
 OTHER = "(other)"
-
-_PVALUE_METHODS = {
-    "ks", "chisquare", "z", "t_test", "mannw", "anderson", "cramer_von_mises",
-    "fisher_exact", "g_test", "epps_singleton", "empirical_mmd",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,10 +144,14 @@ class DriftResult:
 
 
 def _severity(column: ColumnDrift) -> float:
-    """How far a column moved relative to its threshold (>= 1: drifted), for either kind of method."""
-    if column.method in _PVALUE_METHODS:
-        return min(column.threshold / max(column.score, 1e-12), 1e6)
-    return column.score / column.threshold if column.threshold > 0 else 0.0
+    """How far a column moved relative to its threshold (>= 1: drifted), for either kind of method.
+
+    Evidently's verdict says which way the method reads: a distance drifts above its threshold, a
+    p-value below it; the ratio is oriented so that the drifted side is >= 1."""
+    ratio = column.score / column.threshold if column.threshold > 0 else 0.0
+    if (ratio >= 1) == column.drifted:
+        return ratio
+    return min(column.threshold / max(column.score, 1e-12), 1e6)
 
 
 def _reliance_text(share: float) -> str:
@@ -170,8 +171,11 @@ def _pool_rare(reference: pd.Series, current: pd.Series, min_share: float) -> tu
     )
 
 
-def _is_drifted(score: float, threshold: float, method: str) -> bool:
-    return score < threshold if method in _PVALUE_METHODS else score >= threshold
+def _drifted(status: str | None, column: str) -> bool:
+    """Evidently's drift test status -> drifted: FAIL means the column drifted, SUCCESS that it did not."""
+    if status not in ("FAIL", "SUCCESS"):
+        raise RuntimeError(f"Evidently gave no drift verdict for column {column} (test status {status!r})")
+    return status == "FAIL"
 
 
 def compare(reference: pd.DataFrame, current: pd.DataFrame, rule: DriftRule = DriftRule()) -> DriftResult:
@@ -192,20 +196,22 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, rule: DriftRule = Dr
             reference[column], current[column], rule.min_category_share
         )
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    report = Report([ValueDrift(column=c, method=m, threshold=t) for c, (m, t) in methods.items()])
+    # include_tests: each ValueDrift gets Evidently's own drift test, whose status is the column's verdict
+    report = Report([ValueDrift(column=c, method=m, threshold=t) for c, (m, t) in methods.items()], include_tests=True)
     snapshot = report.run(
         Dataset.from_pandas(scored_current, data_definition=definition),
         Dataset.from_pandas(scored_reference, data_definition=definition),
     )
+    result = snapshot.dict()
+    verdicts = {test["metric_config"]["metric_id"]: test["status"] for test in result["tests"]}
     columns: dict[str, ColumnDrift] = {}
-    for metric in snapshot.dict()["metrics"]:
+    for metric in result["metrics"]:
         config = metric["config"]
-        score = float(metric["value"])
         columns[config["column"]] = ColumnDrift(
-            score=score,
+            score=float(metric["value"]),
             threshold=float(config["threshold"]),
             method=config["method"],
-            drifted=_is_drifted(score, float(config["threshold"]), config["method"]),
+            drifted=_drifted(verdicts.get(metric["id"]), config["column"]),
         )
     phrases = describe_changes(reference, current, numeric, categorical)
     return DriftResult(

@@ -55,7 +55,7 @@ class BatchApiClient:
         backoff_seconds: float = 0.5,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.params = {"group_number": group_number, "day": day}
+        self.params: dict[str, str | int] = {"group_number": group_number, "day": day}
         self.timeout = (connect_timeout, read_timeout)
         self.retries = retries
         self.backoff_seconds = backoff_seconds

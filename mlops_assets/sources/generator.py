@@ -122,7 +122,8 @@ def geography(seed: int) -> dict[str, tuple[tuple[Place, ...], np.ndarray]]:
         names = known + [t for t in rng.permutation(_TOWNS) if t not in known][: max(0, n_cities - len(known))]
         low, high = _ZIP3[code]
         zips = rng.permutation(np.arange(low * 100, (high + 1) * 100))
-        state_places, weights = [], []
+        state_places: list[Place] = []
+        weights: list[float] = []
         for rank, city in enumerate(names):
             city_factor = float(np.exp(rng.normal(0, CITY_SPREAD)))
             city_weight = 1.0 / (rank + 1)  # a few big cities, many small towns

@@ -37,6 +37,8 @@ class FileReplay:
         if self._frame is None:
             self._frame = read_listings_file(self.path)
             self._bounds = np.linspace(0, len(self._frame), self.batches + 1).astype(int)
+        if self._bounds is None:  # _frame is set only together with _bounds
+            raise RuntimeError("replay bounds missing")
         return self._frame, self._bounds
 
     def rows(self) -> int:

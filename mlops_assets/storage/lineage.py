@@ -70,7 +70,7 @@ def holdout_bucket(listing_id: sa.ColumnElement, dialect: str) -> sa.ColumnEleme
         sa.cast(find(sa.literal(_HEX), sa.func.substr(listing_id, position, 1)) - 1, sa.BigInteger)
         for position in range(9, 17)
     ]
-    value = digits[0]
+    value: sa.ColumnElement[int] = digits[0]
     for digit in digits[1:]:
         value = value * 16 + digit
     return value % BUCKETS

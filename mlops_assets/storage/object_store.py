@@ -1,31 +1,32 @@
 """Object storage for parquet copies and reports: `file://` and `s3://` through one UPath code path.
 
-For S3-compatible stores (SeaweedFS, MinIO, moto) the endpoint comes from AWS_ENDPOINT_URL and the
-credentials from the usual AWS environment variables.
+For S3-compatible stores (SeaweedFS, MinIO, moto) the endpoint comes from the settings (AWS_ENDPOINT_URL,
+`Settings.s3_endpoint_url`) unless given, and the credentials from the usual AWS environment variables.
 """
 
 from __future__ import annotations
 
 import io
-import os
 
 import pandas as pd
 import pyarrow as pa
 from upath import UPath
 
+from mlops_assets.settings import Settings
 
-def storage_options(url: str) -> dict:
+
+def storage_options(url: str, endpoint_url: str | None = None) -> dict:
     """fsspec options for `url`: the S3 endpoint of a non-AWS store, nothing for local files."""
     if url.startswith(("s3://", "s3a://")):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MLFLOW_S3_ENDPOINT_URL")
+        endpoint = endpoint_url or Settings.from_env().s3_endpoint_url
         return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
     return {}
 
 
 class ObjectStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, endpoint_url: str | None = None) -> None:
         self.url = url.rstrip("/")
-        self.root = UPath(self.url, **storage_options(self.url))
+        self.root = UPath(self.url, **storage_options(self.url, endpoint_url))
 
     def path(self, key: str) -> UPath:
         return self.root / key

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import pandas as pd
 import sqlalchemy as sa
 
-from mlops_assets.storage.warehouse import Warehouse, clean_listings, drift_reports, model_history
+from mlops_assets.storage.warehouse import clean_listings, drift_reports, model_history
 
 
-def clean_batch(db: Warehouse, batch_id: str) -> pd.DataFrame:
+class Reader(Protocol):
+    """Anything that reads a SELECT into a DataFrame: the warehouse, or the viewer's read-only history."""
+
+    engine: sa.Engine
+
+    def read(self, statement: sa.Select) -> pd.DataFrame: ...
+
+
+def clean_batch(db: Reader, batch_id: str) -> pd.DataFrame:
     return db.read(clean_listings.select().where(clean_listings.c.batch_id == batch_id))
 
 
-def clean_through(db: Warehouse, batch_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+def clean_through(db: Reader, batch_id: str, columns: list[str] | None = None) -> pd.DataFrame:
     """All clean rows of batches up to and including `batch_id`; a listing seen in several batches
     counts once (its latest copy)."""
-    selected = [clean_listings.c[c] for c in columns] if columns else [clean_listings]
+    selected: list[sa.ColumnElement | sa.Table] = (
+        [clean_listings.c[c] for c in columns] if columns else [clean_listings]
+    )
     query = sa.select(*selected).where(clean_listings.c.batch_id <= batch_id).order_by(clean_listings.c.batch_id)
     frame = db.read(query)
     if "listing_id" in frame.columns:
@@ -23,7 +35,7 @@ def clean_through(db: Warehouse, batch_id: str, columns: list[str] | None = None
     return frame
 
 
-def latest_drift_report(db: Warehouse, batch_id: str) -> dict | None:
+def latest_drift_report(db: Reader, batch_id: str) -> dict | None:
     query = (
         sa.select(drift_reports)
         .where(drift_reports.c.batch_id == batch_id)
@@ -35,7 +47,7 @@ def latest_drift_report(db: Warehouse, batch_id: str) -> dict | None:
     return dict(row) if row else None
 
 
-def model_row(db: Warehouse, model_name: str, version: str | int) -> dict | None:
+def model_row(db: Reader, model_name: str, version: str | int) -> dict | None:
     query = sa.select(model_history).where(
         model_history.c.model_name == model_name, model_history.c.model_version == int(version)
     )
@@ -44,7 +56,7 @@ def model_row(db: Warehouse, model_name: str, version: str | int) -> dict | None
     return dict(row) if row else None
 
 
-def candidate_for(db: Warehouse, model_name: str, batch_id: str, dagster_run_id: str) -> dict | None:
+def candidate_for(db: Reader, model_name: str, batch_id: str, dagster_run_id: str) -> dict | None:
     """The candidate trained in this run, else the newest one trained for this batch."""
     query = (
         sa.select(model_history)

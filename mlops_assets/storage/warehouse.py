@@ -19,25 +19,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from mlops_assets.core.metrics import METRIC_NAMES
-from mlops_assets.core.schema import TEXT_WIDTHS
+from mlops_assets.core.schema import LISTING_COLUMNS
 
 metadata = sa.MetaData()
 
 
 def _listing_columns() -> list[sa.Column]:
-    """The listing fields; text widths come from core.schema, whose validation refuses longer text."""
+    """The listing fields of core.schema.LISTING_COLUMNS (text widths included: its validation refuses longer
+    text) but zip_code, which each table declares: a number as it arrives, five digits once clean."""
     return [
-        sa.Column("brokered_by", sa.Float),
-        sa.Column("status", sa.String(TEXT_WIDTHS["status"])),
-        sa.Column("price", sa.Float),
-        sa.Column("bed", sa.Float),
-        sa.Column("bath", sa.Float),
-        sa.Column("acre_lot", sa.Float),
-        sa.Column("street", sa.Float),
-        sa.Column("city", sa.String(TEXT_WIDTHS["city"])),
-        sa.Column("state", sa.String(TEXT_WIDTHS["state"])),
-        sa.Column("house_size", sa.Float),
-        sa.Column("prev_sold_date", sa.String(TEXT_WIDTHS["prev_sold_date"])),
+        sa.Column(c.name, sa.String(c.width) if c.kind == "text" else sa.Float)
+        for c in LISTING_COLUMNS
+        if c.name != "zip_code"
     ]
 
 
@@ -404,7 +397,10 @@ def _copy_into(connection: Connection, table_name: str, frame: pd.DataFrame) -> 
     )
     buffer.seek(0)
     quoted = ", ".join(f'"{c}"' for c in frame.columns)
-    cursor = connection.connection.driver_connection.cursor()
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("COPY needs an open PostgreSQL connection")
+    cursor = driver.cursor()
     try:
         cursor.copy_expert(f'COPY "{table_name}" ({quoted}) FROM STDIN WITH (FORMAT csv)', buffer)
     finally:

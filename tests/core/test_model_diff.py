@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops_assets.core.contracts import DriftDecision
 from mlops_assets.core.features import FEATURE_NAMES, FEATURE_SOURCES, column_reliance
 from mlops_assets.core.metrics import regression_metrics
 from mlops_assets.core.model_diff import model_diff, summary_markdown, to_markdown
@@ -56,7 +57,7 @@ def diff(holdout, predictions) -> dict:
     drift = {
         "report_id": "00003-vs-v6",
         "batch_id": "00003",
-        "decision": "train: drift detected",
+        "decision": DriftDecision.DRIFT,
         "why": "state mix: Texas 1% -> 22%",
         "drifted_columns": ["state"],
         "column_scores": json.dumps(

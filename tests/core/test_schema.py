@@ -94,3 +94,31 @@ def test_every_numeric_column_is_either_range_checked_by_cleaning_or_must_be_fin
 def test_the_warehouse_declares_the_widths_the_schema_checks():
     for table in (warehouse.raw_listings, warehouse.clean_listings):
         assert {c: table.c[c].type.length for c in TEXT_WIDTHS} == TEXT_WIDTHS
+
+
+def test_one_declaration_gives_every_part_its_columns():
+    """The warehouse tables, cleaning, the features, drift and serving's request all read LISTING_COLUMNS."""
+    from typing import get_type_hints
+
+    from pydantic import TypeAdapter
+
+    from mlops_assets.core import cleaning, features, schema
+    from mlops_assets.ml import drift
+    from mlops_assets.storage.warehouse import clean_listings, raw_listings
+    from serving.schemas import Property
+
+    names = [c.name for c in schema.LISTING_COLUMNS]
+    assert names == list(schema.RAW_COLUMNS) and len(names) == 12
+    for table in (raw_listings, clean_listings):
+        for column in schema.LISTING_COLUMNS:
+            stored = table.c[column.name].type
+            if column.kind == "text":
+                assert stored.length == column.width, (table.name, column.name)
+    assert cleaning.REQUIRED == schema.REQUIRED_COLUMNS == ("price", "bed", "bath", "house_size")
+    assert set(features.INPUT_COLUMNS) == {"bed", "bath", "acre_lot", "house_size", "state", "status"}
+    assert features.RANGE_COLUMNS == schema.MEASURE_COLUMNS
+    assert (tuple(drift.NUMERIC), tuple(drift.CATEGORICAL)) == (schema.MONITORED_NUMERIC, schema.MONITORED_CATEGORICAL)
+    request = set(get_type_hints(Property))
+    assert request == set(schema.INPUT_COLUMNS + schema.LOCATION_COLUMNS + schema.IDENTITY_COLUMNS)
+    required = TypeAdapter(Property).json_schema()["required"]
+    assert set(required) == set(schema.MEASURE_COLUMNS) | {"state"}

@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.history import History, NoHistoryError
+from mlops_assets.core.contracts import DriftDecision
 from mlops_assets.storage.warehouse import Warehouse, drift_reports
 
 
@@ -39,7 +40,7 @@ def test_postgres_history_is_read_only(postgres_url):
         "created_at": pd.Timestamp.now("UTC"),
         "rows_reference": 0,
         "rows_current": 10,
-        "decision": "train: baseline (no champion yet)",
+        "decision": DriftDecision.BASELINE,
         "why": "first",
     }
     writer.upsert(drift_reports, row)

@@ -9,6 +9,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from mlops_assets.core.contracts import DriftDecision
 from mlops_assets.core.splits import is_holdout
 from mlops_assets.ml.registry import ModelRegistry
 from mlops_assets.storage import lineage, queries
@@ -97,9 +98,7 @@ def test_a_prediction_traces_back_to_its_model_runs_batches_and_drift_report(pla
     with db.engine.connect() as connection:
         stored = connection.execute(drift_reports.select().where(drift_reports.c.report_id == "00003-vs-v1")).one()
     assert report["report_id"] == model["drift_report_id"] == "00003-vs-v1"
-    assert (
-        report["decision"] == "train: drift detected" and report["why"] == stored.why and "state mix:" in report["why"]
-    )
+    assert report["decision"] == DriftDecision.DRIFT and report["why"] == stored.why and "state mix:" in report["why"]
     assert report["reference_model_version"] == "1" and report["dagster_run_id"] == stored.dagster_run_id
     assert report["links"]["dagster_run"] == f"{DAGSTER_UI}/runs/{stored.dagster_run_id}"
 
@@ -157,11 +156,11 @@ def test_a_batch_counts_the_models_trained_on_it_and_the_predictions_they_served
     v2_trace = traced(platform, platform.serving.post("/predict", HOUSE)["request_id"])
     assert first["models"][1]["training_rows_from_batch"] == v2_trace["training_batches"][0]["training_rows"]
     assert first["models"][1]["links"]["mlflow_run"] == f"{MLFLOW_UI}/#/runs/{v2_trace['model']['mlflow_run_id']}"
-    assert [r["decision"] for r in first["drift_reports"]] == ["train: baseline (no champion yet)"]
+    assert [r["decision"] for r in first["drift_reports"]] == [DriftDecision.BASELINE]
 
     skipped, drifted = lineage_of("00002"), lineage_of("00003")
     assert [m["model_version"] for m in skipped["models"]] == [m["model_version"] for m in drifted["models"]] == [2, 3]
-    assert [r["decision"] for r in skipped["drift_reports"]] == ["skip: no drift"]
+    assert [r["decision"] for r in skipped["drift_reports"]] == [DriftDecision.NO_DRIFT]
     assert drifted["batch"]["links"] == {
         "dagster_partition": f"{DAGSTER_UI}/assets/clean_listings?view=partitions&partition=00003"
     }

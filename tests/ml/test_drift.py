@@ -70,6 +70,18 @@ def test_thresholds_and_the_column_count_are_configurable(reference):
     assert not compare(reference, shifted).detected(DriftRule(min_drifted_columns=5))
 
 
+def test_a_p_value_method_reads_the_other_way_and_evidently_gives_the_verdict(reference):
+    """With K-S, a *small* p-value is drift: the verdict is Evidently's own test, and the severity is
+    oriented so that the drifted side is >= 1 whichever way the method reads."""
+    rule = DriftRule(numeric_method="ks", numeric_threshold=0.05)
+    result = compare(reference, listings(20_000, seed=3, size_factor=1.25), rule)
+    size = result.columns["house_size"]
+    assert size.method == "ks" and size.drifted and size.score < 0.05
+    ranked = {r.column: r for r in result.ranking({"house_size": 1.0})}
+    assert ranked["house_size"].severity >= 1
+    assert all(r.severity < 1 for r in ranked.values() if not r.drifted)
+
+
 def test_the_report_is_evidently_html(reference):
     result = compare(reference, listings(2_000, seed=6))
     assert result.html.lstrip().lower().startswith("<!doctype html") or "<html" in result.html[:500].lower()

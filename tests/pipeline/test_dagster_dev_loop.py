@@ -9,6 +9,7 @@ import time
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
+from mlops_assets.core.contracts import DriftDecision
 from mlops_assets.settings import Settings
 from mlops_assets.storage.warehouse import Warehouse, drift_reports, model_history
 from tests.conftest import free_port
@@ -58,6 +59,6 @@ def test_dagster_dev_runs_the_loop_until_the_source_is_exhausted(tmp_path):
         stop_process(process)
     db = Warehouse(Settings.from_env(platform).database_url)
     decisions = db.read(drift_reports.select().order_by(drift_reports.c.batch_id))["decision"].tolist()
-    assert decisions == ["train: baseline (no champion yet)", "skip: no drift"]
+    assert decisions == [DriftDecision.BASELINE, DriftDecision.NO_DRIFT]
     models = db.read(model_history.select())
     assert models[["model_version", "verdict", "trigger"]].values.tolist() == [[1, "promoted", "drift_sensor"]]

@@ -6,22 +6,23 @@ import pytest
 from dagster import AssetMaterialization, DagsterRunStatus, RunsFilter, SkipReason, build_sensor_context
 from dagster._core.test_utils import create_run_for_test
 
+from mlops_assets.core.contracts import DriftDecision, Meta
 from mlops_assets.demo import Loop
 from mlops_assets.sensors import drift_sensor, ingestion_sensor
 from mlops_assets.settings import Settings
 
 
-def report(instance, batch: str, decision: str, same_run: bool = False) -> None:
+def report(instance, batch: str, decision: DriftDecision, same_run: bool = False) -> None:
     instance.add_dynamic_partitions("batches", [batch])
     instance.report_runless_asset_event(
         AssetMaterialization(
             asset_key="drift_report",
             partition=batch,
             metadata={
-                "report_id": f"{batch}-vs-v1",
-                "decision": decision,
-                "why": "median price +30%" if decision.startswith("train") else "no column moved",
-                "trains_in_same_run": same_run,
+                Meta.REPORT_ID: f"{batch}-vs-v1",
+                Meta.DECISION: decision.value,
+                Meta.WHY: "median price +30%" if decision.trains else "no column moved",
+                Meta.TRAINS_IN_SAME_RUN: same_run,
             },
         )
     )
@@ -32,10 +33,10 @@ def tick(instance, cursor):
 
 
 def test_one_run_per_report_that_asks_for_training_and_none_otherwise(instance):
-    report(instance, "00001", "train: baseline (no champion yet)")
-    report(instance, "00002", "skip: no drift")
-    report(instance, "00003", "train: drift detected")
-    report(instance, "00004", "train: drift detected", same_run=True)  # an mlops_pipeline run trains itself
+    report(instance, "00001", DriftDecision.BASELINE)
+    report(instance, "00002", DriftDecision.NO_DRIFT)
+    report(instance, "00003", DriftDecision.DRIFT)
+    report(instance, "00004", DriftDecision.DRIFT, same_run=True)  # an mlops_pipeline run trains itself
 
     result = tick(instance, None)
     assert [(r.partition_key, r.run_key) for r in result.run_requests] == [
@@ -45,25 +46,25 @@ def test_one_run_per_report_that_asks_for_training_and_none_otherwise(instance):
     assert result.run_requests[1].tags == {
         "mlops/trigger": "drift_sensor",
         "mlops/drift_report_id": "00003-vs-v1",
-        "mlops/decision": "train: drift detected",
+        "mlops/decision": DriftDecision.DRIFT,
     }
 
     # the cursor moved past these reports: nothing is requested twice
     again = tick(instance, result.cursor)
     assert isinstance(again, SkipReason) and again.skip_message == "no new drift reports"
 
-    report(instance, "00005", "skip: no drift")
+    report(instance, "00005", DriftDecision.NO_DRIFT)
     quiet = tick(instance, result.cursor)
     assert quiet.run_requests == [] and "none asking for training" in quiet.skip_reason.skip_message
 
-    report(instance, "00006", "train: drift detected")
+    report(instance, "00006", DriftDecision.DRIFT)
     later = tick(instance, quiet.cursor)
     assert [r.partition_key for r in later.run_requests] == ["00006"]
 
 
 def test_a_report_already_answered_by_a_run_is_not_trained_again(instance):
-    report(instance, "00001", "train: baseline (no champion yet)")
-    report(instance, "00002", "train: drift detected")
+    report(instance, "00001", DriftDecision.BASELINE)
+    report(instance, "00002", DriftDecision.DRIFT)
     # a training already ran for batch 1's report (by the demo, or by an earlier daemon), even one that failed
     create_run_for_test(
         instance,

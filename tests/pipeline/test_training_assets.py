@@ -12,6 +12,7 @@ from dagster import DagsterInstance
 from mlops_assets.assets.drift import drift_report
 from mlops_assets.assets.listings import clean_listings, raw_listings
 from mlops_assets.assets.models import candidate_model, champion_model
+from mlops_assets.core.contracts import DriftDecision
 from mlops_assets.demo import Loop
 from mlops_assets.ml.registry import ModelRegistry
 from mlops_assets.resources import PromotionGateResource, ServingResource
@@ -77,9 +78,9 @@ def test_the_loop_trains_on_drift_skips_without_and_keeps_every_model(instance: 
 
     decided = reports(settings)
     assert [r["decision"] for r in decided] == [
-        "train: baseline (no champion yet)",
-        "skip: no drift",
-        "train: drift detected",
+        DriftDecision.BASELINE,
+        DriftDecision.NO_DRIFT,
+        DriftDecision.DRIFT,
     ]
     assert decided[1]["drift_detected"] is False or decided[1]["drift_detected"] == 0
     assert "state" in decided[2]["drifted_columns"] and "state mix:" in decided[2]["why"]
@@ -150,7 +151,7 @@ def test_the_loop_trains_on_drift_skips_without_and_keeps_every_model(instance: 
     reliance = {r["column"]: r["reliance"] for r in ranking}
     assert reliance["price"] == 0 and reliance["state"] > 0.5  # the target is no input; location carries most
     assert decided[2]["why"].startswith("state mix: ") and "(the model's reliance: " in decided[2]["why"]
-    assert decided[2]["importance_decision"] == "train: drift detected"
+    assert decided[2]["importance_decision"] == DriftDecision.DRIFT
     assert decided[2]["importance_rule"].startswith("importance option not applied (require_importance is off)")
 
 
@@ -203,7 +204,7 @@ def test_mlops_pipeline_skips_training_in_the_run_when_nothing_drifted(instance,
 
     second = loop.defs.resolve_job_def("mlops_pipeline").execute_in_process(partition_key="00002", instance=instance)
     assert second.success
-    assert materialized(second, "drift_report")["decision"] == "skip: no drift"
+    assert materialized(second, "drift_report")["decision"] == DriftDecision.NO_DRIFT
     assert materialized(second, "drift_report")["trains_in_same_run"] is True
     assert second.asset_materializations_for_node("candidate_model") == []
     assert second.asset_materializations_for_node("champion_model") == []
@@ -215,7 +216,11 @@ def test_mlops_pipeline_skips_training_in_the_run_when_nothing_drifted(instance,
     # materializing the training assets by hand always trains, and says so
     forced = run_batch(instance, settings, TRAIN, "00002")
     trained = materialized(forced, "candidate_model")
-    assert trained["trigger"] == "manual" and "forced retrain" in trained["why"] and "skip: no drift" in trained["why"]
+    assert (
+        trained["trigger"] == "manual"
+        and "forced retrain" in trained["why"]
+        and DriftDecision.NO_DRIFT in trained["why"]
+    )
 
 
 class ReloadRecorder:

@@ -23,6 +23,7 @@ import pytest
 import requests
 import yaml
 
+from mlops_assets.core.contracts import DriftDecision
 from tests.system.conftest import LOOP_TIMEOUT, PORTS, ROOT, Stack, eventually
 
 pytestmark = [
@@ -97,9 +98,9 @@ def test_the_drift_sensor_trains_on_the_drifted_batch_and_not_on_the_undrifted_o
         r["batch_id"]: r["decision"]
         for r in platform.sql("SELECT batch_id, decision FROM drift_reports ORDER BY batch_id")
     }
-    assert decisions["00001"].startswith("train"), decisions  # the baseline: no champion yet
-    assert decisions["00002"] == "skip: no drift", decisions  # seen, judged, not trained on
-    assert decisions["00003"].startswith("train") and "drift" in decisions["00003"], decisions
+    assert decisions["00001"] == DriftDecision.BASELINE, decisions  # no champion yet
+    assert decisions["00002"] == DriftDecision.NO_DRIFT, decisions  # seen, judged, not trained on
+    assert decisions["00003"] == DriftDecision.DRIFT, decisions
     trainings = sorted((r["tags"]["dagster/partition"], r["status"]) for r in runs if r["jobName"] == "train_job")
     assert trainings == [("00001", "SUCCESS"), ("00003", "SUCCESS")], trainings
     for run in runs:
