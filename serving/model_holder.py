@@ -112,7 +112,6 @@ class ModelHolder:
         self.last_error: str | None = None
         self.no_champion: dict | None = None
         """While no version holds the alias: the best candidate and the rule it failed (see `_no_champion`)."""
-        self.last_check: float | None = None
         self._failed_version: str | None = None
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
@@ -188,7 +187,6 @@ class ModelHolder:
             registry = self.registry()
             old = self.current.version if self.current else None
             version = registry.alias_version()
-            self.last_check = time.time()
             if version is None:
                 if old is not None:  # withdrawn: keep answering with what was served, and say so
                     if self.last_error is None or not self.last_error.startswith("alias withdrawn"):

@@ -154,13 +154,6 @@ class FeatureState:
             raise ValueError(f"feature state lists {data.get('feature_names')}, this code computes {FEATURE_NAMES}")
         return cls(**data)
 
-    def encode_states(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The state price level per row, and a mask of states unseen in training."""
-        levels = np.array([self.state_log_price.get(s, np.nan) for s in states], dtype="float64")
-        unknown = np.isnan(levels)
-        levels[unknown] = self.global_log_price
-        return levels, unknown
-
     def levels(self, states: np.ndarray, cities: np.ndarray, zips: np.ndarray) -> LocationLevels:
         """The hierarchical levels for each row (zip -> city -> state -> global)."""
         state_n, state_lp, state_pp = _lookup(self.state_stats, states)

@@ -75,10 +75,12 @@ def test_state_encoding_is_a_smoothed_mean_of_log_price():
 
 
 def test_unknown_state_gets_the_global_mean():
-    state = fit_feature_state(training_rows())
-    levels, unknown = state.encode_states(np.array(["Ohio", "Atlantis", None], dtype=object))
-    assert list(unknown) == [False, True, True]
-    assert levels[1] == levels[2] == state.global_log_price
+    rows = training_rows()
+    state = fit_feature_state(rows)
+    asked = rows.iloc[:3].assign(state=["Ohio", "Atlantis", None], city=None, zip_code=None)
+    levels = transform(asked, state)["state_price_level"].tolist()
+    assert levels[0] == pytest.approx(state.state_log_price["Ohio"])
+    assert levels[1] == levels[2] == pytest.approx(state.global_log_price)
 
 
 def test_encoding_learns_only_from_the_rows_it_is_fitted_on():
