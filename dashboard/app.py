@@ -20,7 +20,7 @@ from dashboard.client import ServingError
 logger = logging.getLogger("dashboard")
 
 PAGES = [
-    st.Page("views/predict.py", url_path="predict", title="Predict", icon=":material/sell:", default=True),
+    st.Page("views/predict.py", url_path="predict", title="Predict", icon=":material/sell:"),
     st.Page("views/explain.py", url_path="explain", title="Explain", icon=":material/waterfall_chart:"),
     st.Page("views/compare.py", url_path="compare", title="Compare locations", icon=":material/map:"),
     st.Page("views/models.py", url_path="models", title="Model history", icon=":material/history:"),
@@ -30,6 +30,17 @@ PAGES = [
     st.Page("views/monitoring.py", url_path="monitoring", title="Monitoring", icon=":material/monitoring:"),
     st.Page("views/trace.py", url_path="trace", title="Trace a prediction", icon=":material/account_tree:"),
 ]
+# Each page at /<url_path>: a link to /predict opens Predict. None of them is Streamlit's default page: that one
+# is served at / only, and its own path answers "Page not found" (so HOME, at /, sends a visitor on to /predict).
+# (Comments, not a string: Streamlit's magic would draw a bare string on every page.)
+
+
+def home() -> None:
+    """The root URL: Predict, at its own address (the query string kept)."""
+    st.switch_page(PAGES[0], query_params=st.query_params.to_dict())
+
+
+HOME = st.Page(home, title="Predict", url_path="home", default=True, visibility="hidden")
 
 
 def sidebar() -> None:
@@ -75,6 +86,8 @@ def guarded(part: Callable[[], object], name: str) -> None:
 
 
 st.set_page_config(page_title="House prices · MLOps", page_icon=":material/house:", layout="wide")
-navigation = st.navigation(PAGES)
+navigation = st.navigation([HOME, *PAGES])
+if navigation is HOME:
+    navigation.run()  # on to /predict before anything is drawn
 guarded(sidebar, "The sidebar")
 guarded(navigation.run, f"The {navigation.title} page")

@@ -137,6 +137,14 @@ class History:
         self.engine.dispose()
 
 
+def gain_over_champion(models: pd.DataFrame, metric: str) -> pd.Series:
+    """Per model (a model_history frame), its `metric` relative to the champion it was judged against, both on
+    the same holdout rows as the pipeline recorded them: -0.03 is 3% lower (better, for an error); NaN for a
+    model judged with no champion in place."""
+    champion = pd.to_numeric(models[f"champion_{metric}"], errors="coerce")
+    return pd.to_numeric(models[metric], errors="coerce") / champion.where(champion > 0) - 1
+
+
 def _missing_table(error: sa.exc.SQLAlchemyError, name: str) -> bool:
     text = str(getattr(error, "orig", error)).lower()
     return name in text and ("no such table" in text or "does not exist" in text)

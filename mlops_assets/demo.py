@@ -135,8 +135,10 @@ def _ingest_failure(instance: DagsterInstance, key: str, result) -> str:
 
 
 def _scores(metrics: dict) -> str:
+    """MLflow's metrics (median APE a fraction) or candidate_model's metadata (`median_ape_pct`, in percent)."""
+    median_ape = metrics["median_ape_pct"] / 100 if "median_ape_pct" in metrics else metrics["median_ape"]
     return (
-        f"R2(log) {metrics['r2_log']:.3f}, median APE {metrics['median_ape']:.1%}, "
+        f"R2(log) {metrics['r2_log']:.3f}, median APE {median_ape:.1%}, "
         f"R2 {metrics['r2']:.3f}, RMSE ${metrics['rmse']:,.0f}"
     )
 

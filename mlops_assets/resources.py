@@ -16,6 +16,7 @@ from functools import cache
 import requests
 from dagster import ConfigurableResource
 
+from mlops_assets.core.links import Links
 from mlops_assets.core.live_quality import LiveQualityRule
 from mlops_assets.core.promotion import Gate
 from mlops_assets.ml.drift import DriftRule
@@ -119,11 +120,15 @@ class MlflowResource(ConfigurableResource):
     def registry(self) -> ModelRegistry:
         return ModelRegistry(self.tracking_uri, self.model_name, self.alias)
 
-    def run_url(self, experiment_id: str, run_id: str) -> str | None:
-        """A link to the run in the MLflow UI, when the tracking store is a server."""
-        if self.tracking_uri.startswith("http"):
-            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-        return None
+    ui_url: str | None = None
+    dagster_url: str | None = None
+    viewer_url: str | None = None
+
+    def links(self) -> Links:
+        """Links into the MLflow UI, the Dagster UI and the viewer (MLOPS_MLFLOW_URL, MLOPS_DAGSTER_URL,
+        MLOPS_VIEWER_URL; unset: the tracking server when it is one, else the local defaults)."""
+        server = self.tracking_uri if self.tracking_uri.startswith("http") else None
+        return Links.of(self.dagster_url, self.ui_url or server, self.viewer_url)
 
 
 class DriftRuleResource(ConfigurableResource):
@@ -245,6 +250,9 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             artifact_location=settings.mlflow_artifact_location,
             model_name=settings.model_name,
             alias=settings.model_alias,
+            ui_url=settings.mlflow_url,
+            dagster_url=settings.dagster_url,
+            viewer_url=settings.viewer_url,
         ),
         "drift_rule": DriftRuleResource(),
         "training": TrainingResource(n_trials=settings.train_trials),

@@ -127,11 +127,15 @@ class Settings(BaseSettings):
         "MLOPS_DAGSTER_URL",
         None,
         ALL,
-        "the Dagster UI as a browser reaches it (viewer default `http://127.0.0.1:3001`)",
+        "the Dagster UI as a browser reaches it (links default to `http://127.0.0.1:3001`; serving: no links)",
     )
     mlflow_url: str | None = _var(
-        "MLOPS_MLFLOW_URL", None, ALL, "the MLflow UI as a browser reaches it (viewer default: the tracking server "
-        "or `http://127.0.0.1:5000`)",
+        "MLOPS_MLFLOW_URL", None, ALL, "the MLflow UI as a browser reaches it (links default to the tracking "
+        "server or `http://127.0.0.1:5000`; serving: no links)",
+    )  # fmt: skip
+    viewer_url: str | None = _var(
+        "MLOPS_VIEWER_URL", None, ALL, "the viewer (dashboard) as a browser reaches it; Dagster and MLflow link "
+        "to its pages (default `http://127.0.0.1:8501`)",
     )  # fmt: skip
 
     # --- serving ---
@@ -190,8 +194,8 @@ class Settings(BaseSettings):
                 data[choice] = data[choice].strip().lower()
         return data
 
-    @field_validator("storage_url", "source_url", "serving_url", "dagster_url", "mlflow_url", "grafana_url",
-                     "api_docs_url")  # fmt: skip
+    @field_validator("storage_url", "source_url", "serving_url", "dagster_url", "mlflow_url", "viewer_url",
+                     "grafana_url", "api_docs_url")  # fmt: skip
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return (value.strip().rstrip("/") or None) if value else None

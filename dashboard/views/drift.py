@@ -63,7 +63,10 @@ st.dataframe(
 
 st.subheader("One report")
 ids = list(reports["report_id"])
-report_id = st.selectbox("Report", ids, index=len(ids) - 1, key="report_id")
+asked = st.query_params.get("report")  # a link from Dagster's drift_report metadata: /drift?report=<id>
+if asked and asked not in ids:
+    st.warning(f"No drift report {asked!r} in the history; showing the latest.")
+report_id = st.selectbox("Report", ids, index=ids.index(asked) if asked in ids else len(ids) - 1, key="report_id")
 report = reports[reports["report_id"] == report_id].iloc[-1]
 (st.warning if report["outcome"] == "trained" else st.success)(f"**{report['decision']}**: {report['why']}")
 scores = report["column_scores"]

@@ -6,10 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, diffs, ui
-from dashboard.history import HistoryError
+from dashboard.history import HistoryError, gain_over_champion
 
 METRICS = {"r2": "R2", "rmse": "RMSE", "mae": "MAE", "mape": "MAPE", "r2_log": "R2 (log price)",
            "rmse_log": "RMSE (log price)", "median_ape": "median APE"}  # fmt: skip
+GAIN_HELP = (
+    "{metric} against the champion this model was judged against, both on this model's holdout rows: "
+    "below 0 it was better (the gate's comparison; blank: no champion then)"
+)
 
 
 def metric_text(name: str, value: float | None) -> str:
@@ -33,10 +37,15 @@ elif source == "serving":
 else:
     st.warning(f"Champion shown: **v{champion}**, from {source}")
 
-models = models.assign(champion=models["model_version"].astype(str) == str(champion))
+models = models.assign(
+    champion=models["model_version"].astype(str) == str(champion),
+    rmse_vs_champion=100 * gain_over_champion(models, "rmse"),
+    rmse_log_vs_champion=100 * gain_over_champion(models, "rmse_log"),
+)
 st.dataframe(
     models[["champion", "model_version", "verdict", "reason", "trained_at", "batch_id", "training_rows", "r2_log",
-            "median_ape", "baseline_median_ape", "r2", "rmse", "mae", "mape", "trigger"]],
+            "median_ape", "baseline_median_ape", "r2", "rmse", "rmse_vs_champion", "rmse_log_vs_champion", "mae",
+            "mape", "trigger"]],
     hide_index=True,
     key="models_table",
     column_config={
@@ -51,7 +60,13 @@ st.dataframe(
             "baseline median APE", format="percent", help="the naive baseline (zip / city / state median price)"
         ),
         "r2": st.column_config.NumberColumn("R2", format="%.3f"),
-        "rmse": st.column_config.NumberColumn("RMSE", format="dollar"),
+        "rmse": st.column_config.NumberColumn("RMSE", format="dollar", help="on this model's own holdout rows"),
+        "rmse_vs_champion": st.column_config.NumberColumn(
+            "RMSE vs champion", format="%+.1f%%", help=GAIN_HELP.format(metric="RMSE")
+        ),
+        "rmse_log_vs_champion": st.column_config.NumberColumn(
+            "RMSE(log) vs champion", format="%+.1f%%", help=GAIN_HELP.format(metric="RMSE of log price")
+        ),
         "mae": st.column_config.NumberColumn("MAE", format="dollar"),
         "mape": st.column_config.NumberColumn("MAPE", format="percent"),
         "reason": st.column_config.TextColumn("reason", width="large"),
@@ -59,9 +74,28 @@ st.dataframe(
 )  # fmt: skip
 
 st.subheader("Metrics across versions")
-st.caption("Each model on its own holdout rows (the holdout grows with the data); colour = verdict.")
-errors_col, fit_col = st.columns(2)
-errors_col.altair_chart(charts.metric_trend(models, ["rmse", "mae"], "US dollars", "$,.0f"), key="trend_errors")
+st.caption(
+    "Each model's own figures (left) are on its own holdout rows, and the holdout grows and changes with the data "
+    "(drift brings new places and price levels): they are not comparable across versions, and an error that rises "
+    "from one version to the next does not mean a worse model. Each model against the champion it was judged "
+    "against, on the same rows (right), is the comparison the promotion gate makes (by default on the RMSE of log "
+    "price). Colour = verdict."
+)
+errors_col, gain_col = st.columns(2)
+errors_col.altair_chart(
+    charts.metric_trend(models, ["rmse", "mae"], "US dollars, each on its own holdout", "$,.0f"), key="trend_errors"
+)
+gains = pd.concat(
+    [
+        models[["model_version", "verdict", "champion_version"]].assign(
+            metric=label, change=gain_over_champion(models, metric)
+        )
+        for metric, label in (("rmse", "RMSE"), ("rmse_log", "RMSE (log price)"))
+    ],
+    ignore_index=True,
+)
+gain_col.altair_chart(charts.champion_gain(gains, [int(v) for v in models["model_version"]]), key="gain_over_champion")
+fit_col, _ = st.columns(2)
 fit_col.altair_chart(
     charts.metric_trend(models, ["r2_log", "median_ape"], "R2 (log price) and median APE", ".2f"), key="trend_fit"
 )

@@ -17,6 +17,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from mlops_assets.assets.listings import clean_listings
 from mlops_assets.assets.outcomes import live_performance
+from mlops_assets.core import display
 from mlops_assets.core.contracts import DriftDecision, Meta, Trigger
 from mlops_assets.core.features import column_reliance
 from mlops_assets.ml.drift import CATEGORICAL, NUMERIC, DriftResult, DriftRule, compare
@@ -24,6 +25,13 @@ from mlops_assets.partitions import batch_partitions
 from mlops_assets.resources import DriftRuleResource, MlflowResource, ObjectStoreResource, WarehouseResource
 from mlops_assets.storage import queries
 from mlops_assets.storage.warehouse import drift_reports
+
+
+def _training_line(decision: DriftDecision, trains_here: bool) -> str:
+    """What happens next, in words (the `trains_in_same_run` flag the sensors read, for people)."""
+    if not decision.trains:
+        return "none: nothing to retrain on"
+    return "in this run (mlops_pipeline)" if trains_here else "requested by drift_sensor (a train_job run)"
 
 
 def report_key(report_id: str) -> str:
@@ -155,8 +163,9 @@ def drift_report(
         metadata = {
             "share_drifted": result.share_drifted,
             "drifted_columns": ", ".join(result.drifted_columns) or "none",
-            "column_scores": MetadataValue.json(result.scores()),
-            "report": MetadataValue.path(uri),
+            "column_scores": MetadataValue.md(display.drift_scores(result.scores())),
+            "report": MetadataValue.url(mlflow.links().drift_report(report_id)),
+            "report_file": MetadataValue.text(f"Evidently HTML: {uri} (the viewer's Drift page shows it)"),
             "importance_ranking": MetadataValue.md(ranking_table(ranking)) if ranking else importance_rule,
             "importance_option": MetadataValue.md(importance_rule),
             **({"importance_decision": importance_decision} if importance_decision else {}),
@@ -173,7 +182,9 @@ def drift_report(
             "reference": f"champion v{champion}, batches {row['reference_batches']}" if champion else "none",
             "rows_current": len(current),
             "rows_reference": row["rows_reference"],
-            Meta.TRAINS_IN_SAME_RUN: trains_here,
+            "training": _training_line(DriftDecision.parse(row["decision"]), trains_here),
             **metadata,
+            # read back by the sensors (internal): this run trains itself, so drift_sensor leaves it alone
+            Meta.TRAINS_IN_SAME_RUN: trains_here,
         }
     )

@@ -34,6 +34,14 @@ from mlops_assets.resources import BatchSourceResource, ObjectStoreResource, War
 from mlops_assets.storage import warehouse as tables
 
 RAW_CHECKS = ("schema_and_types", "non_empty")
+CHECK_DESCRIPTIONS = {
+    "schema_and_types": "Every expected column is present and its values parse as its type (e.g. a numeric price). "
+    "Blocking: a bad batch is kept in object storage but never written to the warehouse.",
+    "non_empty": "The batch has at least one row. Blocking.",
+    "value_ranges": "After cleaning, every row lies within the fixed ranges (price, bed, bath, house size, lot), "
+    "has its required values, a unique listing id and a normalised state. "
+    "Blocking: nothing out of range reaches the warehouse.",
+}
 
 
 def raw_copy_key(batch_id: str) -> str:
@@ -82,7 +90,9 @@ def _failed_checks(asset_key: str, failures: dict[str, str]) -> Iterator[AssetCh
             skippable=True,
         )
     ],
-    check_specs=[AssetCheckSpec(n, asset="raw_listings", blocking=True) for n in RAW_CHECKS],
+    check_specs=[
+        AssetCheckSpec(n, asset="raw_listings", blocking=True, description=CHECK_DESCRIPTIONS[n]) for n in RAW_CHECKS
+    ],
     partitions_def=batch_partitions,
     group_name="ingestion",
     can_subset=True,
@@ -151,7 +161,11 @@ def raw_listings(
     group_name="ingestion",
     kinds={"sql", "parquet"},
     deps=[raw_listings],
-    check_specs=[AssetCheckSpec("value_ranges", asset="clean_listings", blocking=True)],
+    check_specs=[
+        AssetCheckSpec(
+            "value_ranges", asset="clean_listings", blocking=True, description=CHECK_DESCRIPTIONS["value_ranges"]
+        )
+    ],
 )
 def clean_listings(
     context: AssetExecutionContext,

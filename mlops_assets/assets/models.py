@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckResult, AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from mlops_assets.assets import checks
 from mlops_assets.assets.drift import drift_report
 from mlops_assets.assets.listings import clean_listings
 from mlops_assets.assets.repair import repair
+from mlops_assets.core import display
 from mlops_assets.core.baseline import MedianPriceBaseline
 from mlops_assets.core.contracts import DriftDecision, Trigger
 from mlops_assets.core.features import fit_transform_training, to_target, transform
@@ -27,7 +29,7 @@ from mlops_assets.ml.model_diff import artifact_paths, diff_models, prices
 from mlops_assets.ml.predict import predict_price
 from mlops_assets.ml.registry import LoadedModel, ModelRegistry
 from mlops_assets.ml.rollback import ROLLED_BACK
-from mlops_assets.ml.tracking import record_training
+from mlops_assets.ml.tracking import GAIN_TITLE, SHAP_TITLE, record_training
 from mlops_assets.ml.training import tune_and_fit
 from mlops_assets.partitions import batch_partitions
 from mlops_assets.resources import (
@@ -115,6 +117,7 @@ def batches_table(train: pd.DataFrame) -> str:
     kinds={"xgboost", "optuna", "mlflow"},
     deps=[clean_listings, drift_report],
     output_required=False,
+    check_specs=[checks.candidate_quality_spec],
     description="XGBoost tuned with Optuna on all clean data up to the batch, tracked and registered in MLflow.",
 )
 def candidate_model(
@@ -123,7 +126,7 @@ def candidate_model(
     warehouse: WarehouseResource,
     mlflow: MlflowResource,
     training: TrainingResource,
-) -> Iterator[MaterializeResult]:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     batch_id = context.partition_key
     db = warehouse.get()
     report = queries.latest_drift_report(db, batch_id)
@@ -133,6 +136,7 @@ def candidate_model(
             raise Failure(f"batch {batch_id} has no drift report: materialize drift_report first")
         if not DriftDecision.parse(report["decision"]).trains:
             context.log.info(f"batch {batch_id}: skipped: no drift ({report['why']}); no training")
+            yield checks.not_trained(report["why"])  # an @asset's check output is required even when skipping
             return
     trigger, why = _trigger(context, report)
     context.log.info(f"batch {batch_id}: training ({trigger}): {why}")
@@ -156,9 +160,12 @@ def candidate_model(
     study, study_by_state = holdout_ratio_study(holdout, predicted)
     baseline = baseline_metrics(train, holdout)
     holdout_digest = digest(holdout["listing_id"])
+    links = mlflow.links()
     tags = {
         "batch_id": batch_id,
         "dagster_run_id": context.run.run_id,
+        "dagster_run_url": links.dagster_run(context.run.run_id),
+        "dagster_partition_url": links.dagster_partition("candidate_model", batch_id),
         "trigger": trigger,
         "why": why,
         "drift_report_id": report["report_id"] if report else "",
@@ -213,28 +220,48 @@ def candidate_model(
             **ratio_values(study, study_by_state),
         },
     )
-    link = mlflow.run_url(recorded.experiment_id, recorded.run_id)
     yield MaterializeResult(
         metadata={
             "model_version": int(recorded.model_version),
+            "mlflow_model_version": MetadataValue.url(links.mlflow_version(mlflow.model_name, recorded.model_version)),
             "mlflow_run_id": recorded.run_id,
-            **({"mlflow_run": MetadataValue.url(link)} if link else {}),
+            "mlflow_run": MetadataValue.url(links.mlflow_run(recorded.run_id)),
             "trigger": trigger,
             "why": MetadataValue.md(why),
             "training_rows": len(train),
             "holdout_rows": len(holdout),
             "training_batches": MetadataValue.md(batches_table(train)),
-            **{k: round(v, 4) for k, v in metrics.items()},
+            **plotted_metrics(metrics),
             "metrics": MetadataValue.md(metrics_table({"candidate": metrics, "naive baseline": baseline})),
             "ratio_study": MetadataValue.md(ratio_markdown(study)),
             "cv_r2_mean": round(model.cv_r2_mean, 4),
             "cv_r2_std": round(model.cv_r2_std, 4),
-            "best_params": MetadataValue.json(model.params),
-            "search": MetadataValue.json(model.search),
-            "mean_abs_shap": MetadataValue.json(shap_importance),
+            "best_params": MetadataValue.md(display.key_values(model.params)),
+            "search": MetadataValue.md(display.key_values(model.search, ("search", "setting"))),
+            "mean_abs_shap": MetadataValue.md(
+                display.importance(shap_importance, SHAP_TITLE)
+                + f"\n\nSHAP: each feature's mean contribution to the predicted log price over the holdout rows "
+                f"(the importance the drift report and the viewer use). MLflow's `feature_importance.png` is "
+                f"{GAIN_TITLE}, another ranking."
+            ),
             **({"repaired": MetadataValue.md("\n".join(f"- {line}" for line in repaired))} if repaired else {}),
-        }
+        },
+        check_results=[checks.candidate_quality(metrics)],
     )
+
+
+def plotted_metrics(metrics: dict[str, float]) -> dict:
+    """The holdout metrics as numbers Dagster plots across materializations, in readable units: dollars without
+    cents, MAPE and median APE in percent (`_pct`), the rest to 4 decimals."""
+    out: dict = {}
+    for name, value in metrics.items():
+        if name in ("rmse", "mae"):
+            out[name] = round(value)
+        elif name in ("mape", "median_ape"):
+            out[f"{name}_pct"] = round(100 * value, 2)
+        else:
+            out[name] = round(value, 4)
+    return out
 
 
 def _repair(context: AssetExecutionContext, mlflow: MlflowResource, db) -> list[str]:
@@ -304,6 +331,7 @@ def _record_diff(
         "model_diff": MetadataValue.md(summary_markdown(diff)),
         "model_diff_headline": diff["headline"],
         "model_diff_artifact": f"{json_path} (MLflow run {candidate.run_id})",
+        "model_diff_page": MetadataValue.url(mlflow.links().model_diff(candidate.version, champion.version)),
     }
 
 
@@ -312,6 +340,7 @@ def _record_diff(
     group_name="training",
     kinds={"mlflow"},
     deps=[candidate_model],
+    check_specs=[checks.promotion_gate_spec],
     description="The promotion decision: moves the registry alias when the candidate passes the gate.",
 )
 def champion_model(
@@ -416,11 +445,16 @@ def champion_model(
             gate.comparison_metric,
             (candidate_price, champion_price),
         )
+    links = mlflow.links()
+    held = candidate.version if verdict.promoted else champion_version
     return MaterializeResult(
         metadata={
             "verdict": outcome,
             "reason": MetadataValue.md(verdict.reason),
             "candidate_version": int(candidate.version),
+            "candidate": MetadataValue.url(links.mlflow_version(mlflow.model_name, candidate.version)),
+            **({"champion": MetadataValue.url(links.mlflow_version(mlflow.model_name, held))} if held else {}),
+            **({"mlflow_run": MetadataValue.url(links.mlflow_run(candidate.run_id))} if candidate.run_id else {}),
             "champion_version": int(candidate.version if verdict.promoted else champion_version or 0),
             "gate": f"{gate.mode} ({gate.comparison_metric})",
             "metrics": MetadataValue.md(
@@ -432,12 +466,20 @@ def champion_model(
                     }
                 )
             ),
-            "candidate_metrics": MetadataValue.json(candidate_metrics),
-            "previous_champion_metrics": MetadataValue.json(champion_metrics or {}),
             "holdout_rows": len(holdout),
             "ratio_study": MetadataValue.md(ratio_markdown(candidate_study)),
             "serving_reload": notified,
             **diff_metadata,
             **({"repaired": MetadataValue.md("\n".join(f"- {line}" for line in repaired))} if repaired else {}),
-        }
+        },
+        check_results=[
+            checks.promotion_gate(
+                verdict.promoted,
+                outcome,
+                verdict.reason,
+                f"{gate.mode} ({gate.comparison_metric})",
+                gate.comparison_metric,
+                candidate_metrics[gate.comparison_metric],
+            )
+        ],
     )

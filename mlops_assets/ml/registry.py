@@ -110,6 +110,8 @@ class ModelRegistry:
         """The reason first: whoever sees a verdict finds its reason beside it."""
         self.client.set_model_version_tag(self.model_name, str(version), "verdict_reason", reason[:5000])
         self.client.set_model_version_tag(self.model_name, str(version), "verdict", verdict)
+        description = version_description(verdict, reason)
+        self.client.update_model_version(self.model_name, str(version), description=description)
 
     def versions(self, newest: int = 50) -> list:
         """The newest registered versions (MLflow ModelVersion objects, with their tags), newest first."""
@@ -145,6 +147,11 @@ class ModelRegistry:
         if best is not None:
             best["candidates"] = len(versions)
         return best
+
+
+def version_description(verdict: str, reason: str) -> str:
+    """A registered version's description in the MLflow UI: its verdict and the reason."""
+    return f"{verdict.replace('_', ' ')}: {reason}"[:5000]
 
 
 def _quoted(name: str) -> str:

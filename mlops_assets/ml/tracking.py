@@ -12,10 +12,25 @@ import numpy as np
 from mlops_assets.core.features import FeatureState
 from mlops_assets.ml import explain
 from mlops_assets.ml.predict import shap_contributions
-from mlops_assets.ml.registry import FEATURE_STATE_KEY, configure_tracking
+from mlops_assets.ml.registry import FEATURE_STATE_KEY, configure_tracking, version_description
 from mlops_assets.ml.training import TrainedModel
 
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+"""The experiment tag the MLflow UI reads to open an experiment on its runs (model training) rather than on the
+GenAI overview (traces)."""
+MODEL_TRAINING = "custom_model_development"
+GAIN_TITLE = "XGBoost gain (split improvement; not SHAP)"
+"""The title of MLflow's `feature_importance.png`: XGBoost's own total gain, which ranks features differently from
+the mean |SHAP| (log price) that Dagster, the drift report and the viewer show."""
+SHAP_TITLE = "mean |SHAP| (log price)"
+INPUT_EXAMPLE_ROWS = 5
+
+
+def run_name(batch_id: str, version: str | None = None) -> str:
+    """An MLflow run's name: the model version it registered and the batch it was trained through."""
+    return f"v{version} - batch {batch_id}" if version else f"batch {batch_id}"
 
 
 @dataclass(frozen=True)
@@ -30,9 +45,13 @@ def ensure_experiment(name: str, artifact_location: str | None) -> str:
     import mlflow
 
     experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return mlflow.create_experiment(name, artifact_location=artifact_location)
+    if experiment is None:
+        return mlflow.create_experiment(
+            name, artifact_location=artifact_location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
+        )
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:  # experiments created before the tag
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    return experiment.experiment_id
 
 
 def record_training(
@@ -53,14 +72,19 @@ def record_training(
     import matplotlib.pyplot as plt
     import mlflow
     import mlflow.xgboost
+    import pandas as pd
     import xgboost
+    from mlflow.models import infer_signature
 
     configure_tracking(tracking_uri)
     experiment_id = ensure_experiment(experiment, artifact_location)
     sample = holdout_x[:2_000]
     values, _ = shap_contributions(model.booster, sample)  # once: the importance and the plot share them
     shap_importance = explain.importance_of(values)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=tags.get("batch_id", "training")) as run:
+    batch_id = tags.get("batch_id", "training")
+    inputs = pd.DataFrame(sample, columns=model.booster.feature_names)
+    signature = infer_signature(inputs, model.booster.predict(xgboost.DMatrix(inputs)))  # output: log price
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(batch_id)) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(model.params | model.search_params())
         mlflow.log_metrics(metrics | {"cv_r2_mean": model.cv_r2_mean, "cv_r2_std": model.cv_r2_std})
@@ -72,11 +96,8 @@ def record_training(
             mlflow.log_dict(content, path)
         for name, figure in (
             ("shap/summary.png", explain.summary_plot(values, sample)),
-            ("shap/mean_abs_shap.png", explain.importance_plot(shap_importance, "mean |SHAP| (log price)")),
-            (
-                "feature_importance.png",
-                explain.importance_plot(_gain(model.booster), "XGBoost gain"),
-            ),
+            ("shap/mean_abs_shap.png", explain.importance_plot(shap_importance, SHAP_TITLE)),
+            ("feature_importance.png", explain.importance_plot(_gain(model.booster), GAIN_TITLE)),
         ):
             mlflow.log_figure(figure, name)
             plt.close(figure)
@@ -86,8 +107,11 @@ def record_training(
             model_format="ubj",
             pip_requirements=[f"xgboost=={xgboost.__version__}"],
             metadata={FEATURE_STATE_KEY: json.loads(feature_state.to_json())},
+            signature=signature,
+            input_example=inputs.head(INPUT_EXAMPLE_ROWS),
         )
     version = register(model_name, info, run.info.run_id, tags)
+    mlflow.MlflowClient().update_run(run.info.run_id, name=run_name(batch_id, version))
     return RecordedRun(run.info.run_id, version, experiment_id), shap_importance
 
 
@@ -108,6 +132,7 @@ def register(model_name: str, info, run_id: str, tags: dict[str, str]) -> str:
         run_id=run_id,
         model_id=info.model_id,
         tags={k: v[:5000] for k, v in tags.items()},
+        description=version_description("pending", "awaiting the promotion gate (champion_model)"),
     )
     return str(version.version)
 

@@ -19,11 +19,16 @@ import copy
 import re
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from mlops_assets.core.links import (
+    dagster_partition_url,
+    dagster_run_url,
+    mlflow_run_url,
+    mlflow_version_url,
+)
 from mlops_assets.core.metrics import METRIC_NAMES
 from mlops_assets.storage.warehouse import clean_listings, drift_reports, inference_log, model_history, raw_listings
 
@@ -344,24 +349,6 @@ def batch_lineage(
         "models": models,
         "totals": {"models": len(models), "predictions": sum(m["predictions"] for m in models)},
     }
-
-
-def dagster_run_url(base: str, run_id: str) -> str:
-    return f"{base}/runs/{quote(run_id, safe='')}"
-
-
-def dagster_partition_url(base: str, asset: str, partition: str) -> str:
-    """The asset's page in the Dagster UI, on its Partitions tab with `partition` selected."""
-    return f"{base}/assets/{quote(asset, safe='')}?view=partitions&partition={quote(partition, safe='')}"
-
-
-def mlflow_run_url(base: str, run_id: str) -> str:
-    """The MLflow UI's run page (its direct route finds the experiment by itself)."""
-    return f"{base}/#/runs/{quote(run_id, safe='')}"
-
-
-def mlflow_version_url(base: str, model_name: str, version: int | str) -> str:
-    return f"{base}/#/models/{quote(model_name, safe='')}/versions/{quote(str(version), safe='')}"
 
 
 def add_links(lineage: dict[str, Any], dagster_url: str | None, mlflow_url: str | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import requests
 from streamlit import dataframe_util
 
 from dashboard.ui import money
+from mlops_assets.core.contracts import DriftDecision
 from mlops_assets.core.live_quality import live_errors
 from mlops_assets.storage.object_store import ObjectStore
 from mlops_assets.storage.warehouse import Warehouse, live_performance, model_diffs, model_history, sale_outcomes
@@ -39,8 +40,14 @@ def metrics(at) -> dict[str, str]:
 
 def chart_data(at, index: int = 0) -> pd.DataFrame:
     """The rows an Altair chart on the page was drawn from."""
-    [dataset] = at.get("vega_lite_chart")[index].proto.datasets
-    return dataframe_util.convert_arrow_bytes_to_pandas_df(dataset.data.data)
+    [frame] = chart_frames(at, index)
+    return frame
+
+
+def chart_frames(at, index: int) -> list[pd.DataFrame]:
+    """Every dataset of a chart on the page (a layered chart may draw its layers from several)."""
+    datasets = at.get("vega_lite_chart")[index].proto.datasets
+    return [dataframe_util.convert_arrow_bytes_to_pandas_df(d.data.data) for d in datasets]
 
 
 def test_a_prediction_shows_the_price_and_the_model_version_that_answered(on_platform):
@@ -64,7 +71,26 @@ def test_the_explanation_adds_up_from_the_base_price_to_the_price(on_platform):
     assert shown["Base price (the model's average)"] == money(base)
     assert shown["Price"] == money(price)
 
-    steps = chart_data(at)
+    tabs = ["By what you entered", f"By the model's {len(served['feature_names'])} features"]
+    assert [t.label for t in at.tabs] == tabs
+
+    # by default, by what was entered: every feature's dollars go to the inputs it is computed from
+    steps = chart_data(at, 0)
+    assert steps["step"].iloc[0] == "base price" and steps["step"].iloc[-1] == "price"
+    inputs = steps[steps["kind"].isin(["raises", "lowers"])]
+    assert set(inputs["step"]) <= {"bedrooms = 4", "bathrooms = 3", "lot (acres) = 0.5", "living space (sq ft) = 2,400",
+                                   "state = Texas", "status = for sale", "ZIP code = not given"}  # fmt: skip
+    assert {"state = Texas", "living space (sq ft) = 2,400"} <= set(inputs["step"])  # no city: its level is the state's
+    cents = round((price - base) * 100)
+    assert round(inputs["amount"].mul(100).round().sum()) == cents  # exact, to the cent
+    assert steps["end"].iloc[-2] == pytest.approx(price, abs=0.01)
+    by_input = at.dataframe[0].value
+    assert round(by_input["contribution"].mul(100).round().sum()) == cents
+    assert by_input["shap"].sum() == pytest.approx(sum(served["shap_values"]), abs=1e-9)
+    assert any("split equally among those you gave" in c for c in texts(at.caption))
+
+    # one tab away, the model's engineered features
+    steps = chart_data(at, 1)
     assert steps["step"].iloc[0] == "base price" and steps["step"].iloc[-1] == "price"
     features = steps[steps["kind"].isin(["raises", "lowers"])]
     assert len(features) == len(served["feature_names"])
@@ -72,9 +98,10 @@ def test_the_explanation_adds_up_from_the_base_price_to_the_price(on_platform):
     assert steps["end"].iloc[-2] == pytest.approx(price, abs=0.01)  # the last step lands on the price
     assert all((a >= 0) == (k == "raises") for a, k in zip(features["amount"], features["kind"], strict=True))
 
-    table = at.dataframe[0].value
+    table = at.dataframe[1].value
     assert table["contribution"].sum() == pytest.approx(price - base, abs=0.01)
     assert set(table["feature"]) == set(served["feature_names"])
+    assert table["shap"].sum() == pytest.approx(sum(served["shap_values"]), abs=1e-9)
 
 
 def test_explain_without_a_prediction_says_what_to_do(on_platform):
@@ -106,6 +133,17 @@ def test_model_history_lists_promoted_and_rejected_models_with_their_reasons(on_
     assert "Current champion: **house-price v2** (as serving reports it)" in texts(at.main.success)
     models = at.dataframe[0].value
     assert list(models["model_version"]) == [1, 2, 3]
+    # beside each model's own RMSE, its gain over the champion it was judged against, on the same rows
+    recorded = Warehouse(on_platform.settings.database_url).read(model_history.select()).set_index("model_version")
+    assert pd.isna(models["rmse_vs_champion"].iloc[0])  # v1: no champion then
+    for version, gain in zip(models["model_version"][1:], models["rmse_vs_champion"][1:], strict=True):
+        row = recorded.loc[version]
+        assert gain == pytest.approx(100 * (row["rmse"] / row["champion_rmse"] - 1))
+    gains = chart_frames(at, 1)[0]
+    assert set(gains["metric"]) == {"RMSE", "RMSE (log price)"} and set(gains["model_version"]) == {2, 3}
+    rmse_log = gains[gains["metric"] == "RMSE (log price)"].set_index("model_version")["change"]
+    assert rmse_log[3] == pytest.approx(recorded.loc[3, "rmse_log"] / recorded.loc[3, "champion_rmse_log"] - 1)
+    assert any("not comparable across versions" in c for c in texts(at.caption))
     assert list(models["verdict"]) == ["promoted", "promoted", "rejected"]
     assert list(models["champion"]) == [False, True, False]
     reasons = list(models["reason"])
@@ -141,7 +179,7 @@ def test_drift_shows_every_batch_decision_and_one_report_with_its_why(on_platfor
     at = open_page("drift")
     assert clean(at)
     reports = at.dataframe[0].value
-    assert list(reports["decision"]) == ["train: baseline (no champion yet)", "skip: no drift", "train: drift detected"]
+    assert list(reports["decision"]) == [DriftDecision.BASELINE, DriftDecision.NO_DRIFT, DriftDecision.DRIFT]
     assert list(reports["models"]) == ["v1 promoted", "", "v2 promoted, v3 rejected"]
     assert list(chart_data(at)["outcome"]) == ["trained", "skipped", "trained"]
 
@@ -165,15 +203,44 @@ def test_drift_shows_every_batch_decision_and_one_report_with_its_why(on_platfor
 
 def test_monitoring_shows_recent_predictions_and_links_to_the_other_tools(on_platform):
     on_platform.serving.post("/predict", HOUSE)
+    on_platform.serving.post("/batch_predict", [HOUSE] * 5)
+    refused = requests.post(f"{on_platform.serving.url}/predict", json={**HOUSE, "bed": -1}, timeout=60)
+    assert refused.status_code == 422
     history = f"{on_platform.serving.url}/predictions/history"
     auth = {"Authorization": f"Bearer {READ_TOKEN}"}
-    eventually(lambda: requests.get(history, headers=auth, timeout=10).json()["count"], "the prediction is logged")
+
+    def batch_logged() -> bool:
+        rows = requests.get(history, headers=auth, timeout=10).json()["predictions"]
+        return any(p["endpoint"] == "batch_predict" for p in rows)
+
+    eventually(batch_logged, "the batch is logged")
     at = open_page("monitoring")
     assert clean(at)
-    assert int(metrics(at)["Predictions"].replace(",", "")) >= 1
-    assert metrics(at)["Model versions used"].startswith("v2")
-    recent = at.dataframe[0].value
-    assert len(recent) >= 1 and set(recent["model_version"]) == {"2"}
+    summary = requests.get(f"{on_platform.serving.url}/metrics/summary", timeout=10).json()
+    shown = metrics(at)
+    assert int(shown["Predictions"].replace(",", "")) == summary["count"] >= 6
+    assert int(shown["Requests"].replace(",", "")) == summary["requests"] < summary["count"]  # a batch is one
+    assert shown["Mean latency per request"] == f"{summary['mean_latency_ms']:,.1f} ms"
+    assert shown["Model versions used"].startswith("v2")
+
+    # per endpoint: answered requests and their latency per request (the log), refused and failed (the counters)
+    latency = at.dataframe[0].value.set_index("endpoint")
+    batches = latency.loc["batch_predict"]
+    assert batches["requests"] == summary["endpoints"]["batch_predict"]["requests"] >= 1
+    assert batches["predictions"] >= 5 + batches["requests"] - 1
+    predict = latency.loc["predict"]
+    assert 0 < predict["p50_latency_ms"] <= predict["p95_latency_ms"] <= predict["max_latency_ms"]
+    outcomes = at.dataframe[1].value.set_index("endpoint")
+    assert outcomes.loc["predict", "invalid (422)"] == summary["outcomes"]["predict"]["invalid"] >= 1
+    assert outcomes.loc["predict", "answered"] >= 1 and int(shown["Invalid (422)"].replace(",", "")) >= 1
+    assert shown["Failed (5xx)"] == "0"
+    assert any(c.startswith("Since serving started, from its Prometheus counters") for c in texts(at.caption))
+
+    # the recent rows, and one point per request in the chart (the batch's five rows are one point)
+    recent = at.dataframe[2].value
+    assert len(recent) >= 6 and set(recent["model_version"]) == {"2"}
+    points = chart_data(at)
+    assert len(points) < len(recent) and 5 in set(points[points["endpoint"] == "batch_predict"]["predictions"])
     links = {b.label: b.url for b in at.get("link_button")}
     assert links == {
         "Dagster UI: runs, assets, sensors": "http://dagster:3001",

@@ -214,7 +214,8 @@ def test_the_trace_page_shows_the_chain_with_links_and_a_batch_s_models(platform
     at = at.text_input(key="trace_request_id").input("0123456789abcdef0123456789abcdef").run()
     assert clean(at) and texts(at.main.warning)[0].startswith("Not found: no logged prediction has request id")
     at = at.text_input(key="trace_request_id").input("not a request").run()
-    assert clean(at) and texts(at.main.warning)[0].startswith("Serving refused the input: invalid request id")
+    warning = texts(at.main.warning)[0]
+    assert clean(at) and warning.startswith("Serving refused the input: request_id: invalid request id"), warning
 
 
 def test_the_trace_page_without_the_read_token_says_what_to_set(platform: Platform, dashboard_env):
