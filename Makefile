@@ -92,6 +92,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_warehouse_load.py
 	$(BIN)/python benchmarks/bench_quality.py
 	$(BIN)/python benchmarks/bench_tuning.py
+	$(BIN)/python benchmarks/bench_scale.py
 	$(MAKE) --no-print-directory bench-serving
 
 # The prediction service on the champion the settings point at (after `make demo`: .mlops/mlflow.db).
