@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mlops_assets.core.links import Links
 from mlops_assets.settings import Settings
 
 DEFAULT_SERVING_URL = "http://127.0.0.1:3000"
@@ -47,3 +48,8 @@ class DashboardConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DashboardConfig:
         return cls.from_settings(Settings.from_env(env))
+
+    @property
+    def links(self) -> Links:
+        """Links into Dagster and MLflow (and the viewer's own pages), from the same URLs as the buttons."""
+        return Links.of(self.dagster_url, self.mlflow_url, self.settings.viewer_url)

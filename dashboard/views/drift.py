@@ -69,6 +69,16 @@ if asked and asked not in ids:
 report_id = st.selectbox("Report", ids, index=ids.index(asked) if asked in ids else len(ids) - 1, key="report_id")
 report = reports[reports["report_id"] == report_id].iloc[-1]
 (st.warning if report["outcome"] == "trained" else st.success)(f"**{report['decision']}**: {report['why']}")
+links = cfg.links
+report_links = {"Dagster: drift_report partition": links.dagster_partition("drift_report", report["batch_id"])}
+if report.get("dagster_run_id"):
+    report_links["Dagster: the run that judged it"] = links.dagster_run(report["dagster_run_id"])
+for column, (label, url) in zip(st.columns(len(report_links) + 1), report_links.items(), strict=False):
+    column.link_button(label, url, key=f"report_link_{label}")
+trained = [] if models is None else list(models[models["drift_report_id"] == report_id]["model_version"])
+for version in trained:
+    st.page_link("views/models.py", label=f"Model v{version}, trained on this report", icon=":material/model_training:",
+                 query_params={"version": str(version)})  # fmt: skip
 scores = report["column_scores"]
 if not isinstance(scores, dict) or not scores:
     st.info("A baseline report: there was no champion, so nothing to compare the batch with.")

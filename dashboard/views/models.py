@@ -102,12 +102,27 @@ fit_col.altair_chart(
 
 st.subheader("Why did the model change?")
 versions = [int(v) for v in models["model_version"]]
+asked = st.query_params.get("version")  # a link from MLflow's run or version description: /models?version=<n>
 default = versions.index(int(champion)) if champion is not None and int(champion) in versions else len(versions) - 1
+if asked is not None:
+    if asked.isdigit() and int(asked) in versions:
+        default = versions.index(int(asked))
+    else:
+        st.warning(f"No model version '{asked}' in the history: showing v{versions[default]}")
 version = st.selectbox("Model", versions, index=default, format_func=lambda v: f"v{v}", key="model_version")
 row = models[models["model_version"] == version].iloc[0]
 verdict = f"**v{version} was {row['verdict']}**: {row['reason'] or 'no reason recorded'}"
 (st.success if row["verdict"] == "promoted" else st.error if row["verdict"] == "rejected" else st.info)(verdict)
 st.markdown(f"**Trigger:** {row['trigger'] or 'unknown'} · **why it was trained:** {row['why'] or 'not recorded'}")
+links = cfg.links
+model_links = {
+    "MLflow: model version": links.mlflow_version(cfg.settings.model_name, version),
+    "MLflow: training run": links.mlflow_run(row["mlflow_run_id"]),
+    **({"Dagster: training run": links.dagster_run(row["dagster_run_id"])} if row.get("dagster_run_id") else {}),
+    "Dagster: candidate_model partition": links.dagster_partition("candidate_model", row["batch_id"]),
+}
+for column, (label, url) in zip(st.columns(len(model_links)), model_links.items(), strict=True):
+    column.link_button(label, url, key=f"model_link_{label}")
 
 previous = row.get("champion_version")
 if previous is None or pd.isna(previous):
@@ -166,4 +181,9 @@ if report_id:
             )
             if isinstance(report.get("importance_rule"), str):
                 st.caption(f"Importance-weighted: {report['importance_rule']}")
-            st.page_link("views/drift.py", label="See the drift report", icon=":material/ssid_chart:")
+            st.page_link(
+                "views/drift.py",
+                label="See the drift report",
+                icon=":material/ssid_chart:",
+                query_params={"report": report_id},
+            )

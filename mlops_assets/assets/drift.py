@@ -13,7 +13,15 @@ import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetObservation,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from mlops_assets.assets.listings import clean_listings
 from mlops_assets.assets.outcomes import live_performance
@@ -32,6 +40,23 @@ def _training_line(decision: DriftDecision, trains_here: bool) -> str:
     if not decision.trains:
         return "none: nothing to retrain on"
     return "in this run (mlops_pipeline)" if trains_here else "requested by drift_sensor (a train_job run)"
+
+
+def skipped_training(batch_id: str, why: str, report_url: str) -> list[AssetObservation]:
+    """'skipped: no drift' as an outcome on the model assets' partition for the batch.
+
+    No training means no materialization, which the Dagster UI would otherwise show as a missing partition;
+    an observation puts the decision, its reason and the report on that partition's page instead.
+    """
+    metadata = {
+        "outcome": DriftDecision.NO_DRIFT.value,
+        "why": MetadataValue.md(why),
+        "drift_report": MetadataValue.url(report_url),
+    }
+    return [
+        AssetObservation(asset_key=AssetKey(name), partition=batch_id, metadata=metadata)
+        for name in ("candidate_model", "champion_model")
+    ]
 
 
 def report_key(report_id: str) -> str:
@@ -161,7 +186,7 @@ def drift_report(
             "importance_rule": importance_rule,
         }
         metadata = {
-            "share_drifted": result.share_drifted,
+            "share_drifted": display.percent(result.share_drifted),
             "drifted_columns": ", ".join(result.drifted_columns) or "none",
             "column_scores": MetadataValue.md(display.drift_scores(result.scores())),
             "report": MetadataValue.url(mlflow.links().drift_report(report_id)),
@@ -172,7 +197,11 @@ def drift_report(
         }
     db.upsert(drift_reports, row)
     trains_here = Trigger.from_tags(context.run.tags).trains_in_same_run
+    decision = DriftDecision.parse(row["decision"])
     context.log.info(f"batch {batch_id}: {row['decision']} - {row['why']}")
+    if not decision.trains:
+        for observation in skipped_training(batch_id, row["why"], mlflow.links().drift_report(report_id)):
+            context.log_event(observation)
     return MaterializeResult(
         metadata={
             Meta.REPORT_ID: report_id,
@@ -182,7 +211,7 @@ def drift_report(
             "reference": f"champion v{champion}, batches {row['reference_batches']}" if champion else "none",
             "rows_current": len(current),
             "rows_reference": row["rows_reference"],
-            "training": _training_line(DriftDecision.parse(row["decision"]), trains_here),
+            "training": _training_line(decision, trains_here),
             **metadata,
             # read back by the sensors (internal): this run trains itself, so drift_sensor leaves it alone
             Meta.TRAINS_IN_SAME_RUN: trains_here,

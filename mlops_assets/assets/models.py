@@ -194,6 +194,7 @@ def candidate_model(
             "rows": len(holdout),
             "digest": holdout_digest,
         },
+        links=links,
     )
     db.upsert(
         model_history,

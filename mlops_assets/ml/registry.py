@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import xgboost as xgb
@@ -110,7 +111,8 @@ class ModelRegistry:
         """The reason first: whoever sees a verdict finds its reason beside it."""
         self.client.set_model_version_tag(self.model_name, str(version), "verdict_reason", reason[:5000])
         self.client.set_model_version_tag(self.model_name, str(version), "verdict", verdict)
-        description = version_description(verdict, reason)
+        tags = self.client.get_model_version(self.model_name, str(version)).tags
+        description = version_description(verdict, reason, tags)
         self.client.update_model_version(self.model_name, str(version), description=description)
 
     def versions(self, newest: int = 50) -> list:
@@ -149,9 +151,25 @@ class ModelRegistry:
         return best
 
 
-def version_description(verdict: str, reason: str) -> str:
-    """A registered version's description in the MLflow UI: its verdict and the reason."""
-    return f"{verdict.replace('_', ' ')}: {reason}"[:5000]
+#: Tags that hold a link, and the words its link shows. The MLflow UI shows tags as plain text but renders
+#: descriptions as markdown: the links to the other UIs go in the run's and the version's descriptions.
+LINK_TAGS = {
+    "dagster_run_url": "Dagster run",
+    "dagster_partition_url": "Dagster: candidate_model partition",
+    "viewer_model_url": "Viewer: model history",
+}
+
+
+def lineage_markdown(tags: Mapping[str, str]) -> str:
+    """Markdown links to the pages the tags point at (Dagster run and partition, the viewer), in one line."""
+    return " · ".join(f"[{label}]({tags[key]})" for key, label in LINK_TAGS.items() if tags.get(key))
+
+
+def version_description(verdict: str, reason: str, tags: Mapping[str, str] | None = None) -> str:
+    """A registered version's description in the MLflow UI: its verdict, the reason, and links to its lineage."""
+    text = f"{verdict.replace('_', ' ')}: {reason}"[:4000]
+    links = lineage_markdown(tags or {})
+    return f"{text}\n\n{links}" if links else text
 
 
 def _quoted(name: str) -> str:

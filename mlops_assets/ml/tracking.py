@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlops_assets.core.features import FeatureState
+from mlops_assets.core.links import Links
 from mlops_assets.ml import explain
 from mlops_assets.ml.predict import shap_contributions
-from mlops_assets.ml.registry import FEATURE_STATE_KEY, configure_tracking, version_description
+from mlops_assets.ml.registry import FEATURE_STATE_KEY, configure_tracking, lineage_markdown, version_description
 from mlops_assets.ml.training import TrainedModel
 
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
@@ -26,6 +27,8 @@ GAIN_TITLE = "XGBoost gain (split improvement; not SHAP)"
 the mean |SHAP| (log price) that Dagster, the drift report and the viewer show."""
 SHAP_TITLE = "mean |SHAP| (log price)"
 INPUT_EXAMPLE_ROWS = 5
+RUN_DESCRIPTION_TAG = "mlflow.note.content"
+"""The tag the MLflow UI shows, as markdown, as a run's description."""
 
 
 def run_name(batch_id: str, version: str | None = None) -> str:
@@ -67,6 +70,7 @@ def record_training(
     tags: dict[str, str],
     holdout: dict,
     dicts: dict[str, dict] | None = None,
+    links: Links | None = None,
 ) -> tuple[RecordedRun, dict[str, float]]:
     """One MLflow run for one trained model; returns the run and the mean |SHAP| per feature."""
     import matplotlib.pyplot as plt
@@ -111,8 +115,27 @@ def record_training(
             input_example=inputs.head(INPUT_EXAMPLE_ROWS),
         )
     version = register(model_name, info, run.info.run_id, tags)
-    mlflow.MlflowClient().update_run(run.info.run_id, name=run_name(batch_id, version))
+    describe(model_name, version, run.info.run_id, batch_id, tags, links)
     return RecordedRun(run.info.run_id, version, experiment_id), shap_importance
+
+
+def describe(model_name: str, version: str, run_id: str, batch_id: str, tags: dict[str, str], links: Links | None):
+    """The run named by version and batch; the run and the version described with links to the other UIs
+    (the viewer's page of the version is known only now, once the registry numbered it)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    client.update_run(run_id, name=run_name(batch_id, version))
+    if links is not None:
+        viewer = links.viewer_page("models", version=version)
+        client.set_tag(run_id, "viewer_model_url", viewer)
+        client.set_model_version_tag(model_name, version, "viewer_model_url", viewer)
+        tags = tags | {"viewer_model_url": viewer}
+    why = f" ({tags['trigger']}): {tags['why']}" if tags.get("why") else ""
+    summary = f"Model **v{version}** of {model_name}, trained through batch {batch_id}{why}"[:4000]
+    client.set_tag(run_id, RUN_DESCRIPTION_TAG, f"{summary}\n\n{lineage_markdown(tags)}")
+    pending = version_description("pending", "awaiting the promotion gate (champion_model)", tags)
+    client.update_model_version(model_name, version, description=pending)
 
 
 def register(model_name: str, info, run_id: str, tags: dict[str, str]) -> str:

@@ -95,6 +95,17 @@ def test_ids_are_links_numbers_are_readable_and_the_checks_tell_the_verdict(inst
     version = client.get_model_version(settings.model_name, "1")
     assert version.tags["dagster_run_url"] == run.data.tags["dagster_run_url"]
     assert version.description.startswith("promoted: ") and "no champion yet" in version.description
+    # MLflow shows tags as text and descriptions as markdown: the links back are in the descriptions
+    viewer = f"{VIEWER}/models?version=1"
+    assert run.data.tags["viewer_model_url"] == version.tags["viewer_model_url"] == viewer
+    lineage = (
+        f"[Dagster run]({DAGSTER}/runs/{dagster_run}) · "
+        f"[Dagster: candidate_model partition]({DAGSTER}/assets/candidate_model?view=partitions&partition=00001) · "
+        f"[Viewer: model history]({viewer})"
+    )
+    assert run.data.tags["mlflow.note.content"].startswith("Model **v1** of house-price, trained through batch 00001")
+    assert run.data.tags["mlflow.note.content"].endswith(lineage)
+    assert version.description.endswith(lineage)
     info = mlflow.models.get_model_info(f"models:/{settings.model_name}/1")
     assert info.signature is not None and "house_size" in info.signature.inputs.input_names()
     assert info.saved_input_example_info is not None
@@ -115,3 +126,22 @@ def test_ids_are_links_numbers_are_readable_and_the_checks_tell_the_verdict(inst
         "v2 - batch 00001"
     )
     assert client.get_model_version(settings.model_name, "2").description.startswith("rejected: R2 0.")
+
+
+def test_a_batch_skipped_for_no_drift_says_so_on_the_model_assets_partition(instance: DagsterInstance, settings):
+    """No training means no materialization: an observation on the model assets' partition tells the outcome."""
+    graph = [raw_listings, clean_listings, drift_report, candidate_model, champion_model]
+    assert run_batch(instance, settings, graph, "00001").success
+    result = run_batch(instance, settings, [raw_listings, clean_listings, drift_report], "00002")
+    drift = metadata(result, "drift_report")
+    assert drift["decision"].value == "skip: no drift"  # the simulator's second batch is its first's kin
+    assert drift["share_drifted"].value.endswith("%")
+    observed = {
+        (e.asset_key.to_user_string(), e.partition): e.asset_observation_data.asset_observation.metadata
+        for e in result.get_asset_observation_events()
+    }
+    assert set(observed) == {("candidate_model", "00002"), ("champion_model", "00002")}
+    for meta in observed.values():
+        assert meta["outcome"].value == "skip: no drift"
+        assert meta["why"].value == drift["why"].value
+        assert meta["drift_report"] == MetadataValue.url(f"{VIEWER}/drift?report=00002-vs-v1")
