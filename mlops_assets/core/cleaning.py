@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
-from mlops_assets.core.properties import normalize_zip, property_keys
-from mlops_assets.core.schema import NUMERIC_COLUMNS, RANGE_CHECKED_COLUMNS, RAW_COLUMNS, REQUIRED_COLUMNS, STATUSES
+from mlops_assets.core.properties import hex_keys, map_distinct, normalize_zip, property_keys
+from mlops_assets.core.schema import RANGE_CHECKED_COLUMNS, RAW_COLUMNS, REQUIRED_COLUMNS, STATUSES
 from mlops_assets.core.states import normalize_state
 
 
@@ -66,51 +68,99 @@ def normalize_status(value: object) -> str | None:
 
 
 def normalize_date(values: pd.Series) -> pd.Series:
-    """Keep dates as YYYY-MM-DD strings; anything unparseable becomes None."""
+    """Keep dates as YYYY-MM-DD strings; anything unparseable becomes None.
+
+    Text-only columns are parsed once per distinct date (a batch repeats a few thousand dates); anything else
+    (numbers, datetimes) as a whole column, since pandas groups 1, 1.0 and True as one distinct value."""
+    if values.dtype == object and infer_dtype(values.to_numpy(), skipna=True) in ("string", "empty"):
+        codes, distinct = pd.factorize(values.to_numpy(), sort=False)
+        dates = np.append(_dates(pd.Series(distinct, dtype=object)).to_numpy(), np.array([None]))
+        return pd.Series(dates[codes], index=values.index, dtype=object)
+    return _dates(values)
+
+
+def _dates(values: pd.Series) -> pd.Series:
     parsed = pd.to_datetime(values, errors="coerce", format="%Y-%m-%d")
     out = parsed.dt.strftime("%Y-%m-%d").astype("object")
     return out.where(parsed.notna(), None)
 
 
+def _hashes(frame: pd.DataFrame) -> np.ndarray:
+    """The uint64 behind each listing id (duplicates are found on these: faster than on the hex text)."""
+    return pd.util.hash_pandas_object(frame[list(RAW_COLUMNS)], index=False).to_numpy()
+
+
 def listing_ids(frame: pd.DataFrame) -> pd.Series:
     """A stable id per listing: a hash of its 12 raw fields, the same on every machine and run."""
-    hashed = pd.util.hash_pandas_object(frame[list(RAW_COLUMNS)], index=False)
-    return hashed.map("{:016x}".format).astype("object")
+    return pd.Series(hex_keys(_hashes(frame)), index=frame.index, dtype=object)
+
+
+def _values(column: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """A column's values without its index, dtype kept (an object column as its plain array: cheaper to frame)."""
+    return column.to_numpy() if column.dtype == object else column.array
+
+
+def _single_spaced(value: object) -> str | None:
+    return " ".join(value.split()) if isinstance(value, str) else None
 
 
 def clean_listings(raw: pd.DataFrame, ranges: Ranges = DEFAULT_RANGES) -> CleaningResult:
-    """Apply the cleaning rules in order; each drop is counted under the rule's name."""
-    frame = raw[list(RAW_COLUMNS)].copy()
+    """Apply the cleaning rules in order; each drop is counted under the rule's name.
+
+    A rule only marks rows: it counts those of its rows still kept (masks over every row), and the kept rows
+    are taken once at the end - copying the frame after each rule cost more than the rules themselves.
+    """
+    frame = pd.DataFrame(  # numbered 0..n-1: the output is renumbered anyway
+        {
+            column: pd.to_numeric(raw[column], errors="coerce").astype("float64").to_numpy()
+            if kind == "number"
+            else _values(raw[column])
+            for column, kind in RAW_COLUMNS.items()
+        },
+        copy=False,
+    )
     result = CleaningResult(frame=frame, rows_in=len(frame))
+    keep = np.ones(len(frame), dtype=bool)
 
-    def drop(rule: str, mask: pd.Series) -> None:
-        nonlocal frame
-        result.dropped[rule] = int(mask.sum())
-        frame = frame.loc[~mask].copy()
+    def drop(rule: str, mask: pd.Series | np.ndarray) -> None:
+        nonlocal keep
+        dropped = keep & np.asarray(mask, dtype=bool)
+        result.dropped[rule] = int(dropped.sum())
+        keep &= ~dropped
 
-    for column in NUMERIC_COLUMNS:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    frame["listing_id"] = listing_ids(frame)
-
+    hashes = _hashes(frame)
     drop("missing_required", frame[list(REQUIRED)].isna().any(axis=1))
-    frame["state"] = frame["state"].map(normalize_state)
-    drop("unknown_state", frame["state"].isna())
-    frame["status"] = frame["status"].map(normalize_status)
-    drop("unknown_status", frame["status"].isna())
+    state = map_distinct(frame["state"], normalize_state)
+    drop("unknown_state", state.isna())
+    status = map_distinct(frame["status"], normalize_status)
+    drop("unknown_status", status.isna())
     for column in REQUIRED:  # missing already dropped: every value is checked
         low, high = getattr(ranges, column)
         drop(f"{column}_out_of_range", ~frame[column].between(low, high))
     low, high = ranges.acre_lot
     drop("acre_lot_out_of_range", frame["acre_lot"].notna() & ~frame["acre_lot"].between(low, high))
-    drop("duplicate", frame.duplicated(subset=["listing_id"], keep="first"))
+    kept = np.flatnonzero(keep)
+    duplicate = np.zeros(len(frame), dtype=bool)
+    duplicate[kept] = pd.Series(hashes[kept]).duplicated(keep="first").to_numpy()  # same hash, same listing id
+    drop("duplicate", duplicate)
 
-    frame["acre_lot_missing"] = frame["acre_lot"].isna()
-    result.flagged["acre_lot_missing"] = int(frame["acre_lot_missing"].sum())
-    frame["zip_code"] = normalize_zip(frame["zip_code"])
-    frame["prev_sold_date"] = normalize_date(frame["prev_sold_date"])
-    frame["city"] = frame["city"].map(lambda v: " ".join(v.split()) if isinstance(v, str) else None)
-    frame["property_key"] = property_keys(frame)
-    result.frame = frame[CLEAN_COLUMNS].reset_index(drop=True)
+    kept = np.flatnonzero(keep)
+    rows = frame.take(kept)
+    rows.index = pd.RangeIndex(len(rows))
+    rows["state"] = state.take(kept).reset_index(drop=True)
+    # the key normalises zip and city as cleaning does (and states again): keyed before or after, one key
+    property_key = property_keys(rows)
+    clean = {
+        "listing_id": hex_keys(hashes[kept]),
+        "property_key": property_key,
+        "status": status.take(kept).reset_index(drop=True),
+        "acre_lot_missing": rows["acre_lot"].isna(),
+        "zip_code": normalize_zip(rows["zip_code"]),
+        "prev_sold_date": normalize_date(rows["prev_sold_date"]),
+        "city": map_distinct(rows["city"], _single_spaced),
+    }
+    result.flagged["acre_lot_missing"] = int(clean["acre_lot_missing"].sum())
+    result.frame = pd.DataFrame({c: clean[c] if c in clean else rows[c] for c in CLEAN_COLUMNS}, copy=False)
     return result
 
 

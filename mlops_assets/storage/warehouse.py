@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -388,7 +389,37 @@ def _record_chunks(frame: pd.DataFrame, size: int) -> Iterator[list[dict]]:
 
 
 def _copy_into(connection: Connection, table_name: str, frame: pd.DataFrame) -> None:
-    """PostgreSQL COPY ... FROM STDIN (CSV written by Arrow), on the transaction's own connection."""
+    """PostgreSQL COPY ... FROM STDIN on the transaction's own connection: in COPY's binary format when every
+    column's values are of the type the table stores (floats, text, booleans, integers, UTC timestamps), else as
+    CSV written by Arrow. Binary spares the server parsing text (most of a load's time) and the client formatting
+    it; both load the same values."""
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("COPY needs an open PostgreSQL connection")
+    cursor = driver.cursor()
+    try:
+        # the table's column types as the database has them (an older warehouse may differ from this metadata)
+        cursor.execute(
+            "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (f'"{table_name}"',),
+        )
+        stored = dict(cursor.fetchall())
+        quoted = ", ".join(f'"{c}"' for c in frame.columns)
+        payload = _binary_copy(frame, [stored.get(c, "") for c in frame.columns])
+        if payload is not None:
+            cursor.copy_expert(f'COPY "{table_name}" ({quoted}) FROM STDIN WITH (FORMAT binary)', payload, _CHUNK)
+        else:
+            cursor.copy_expert(f'COPY "{table_name}" ({quoted}) FROM STDIN WITH (FORMAT csv)', _csv(frame), _CHUNK)
+    finally:
+        cursor.close()
+
+
+_CHUNK = 1 << 20
+"""Bytes handed to the driver per read of the COPY data (its default, 8 KiB, costs a Python call per 8 KiB)."""
+
+
+def _csv(frame: pd.DataFrame) -> io.BytesIO:
     buffer = io.BytesIO()
     pa_csv.write_csv(
         pa.Table.from_pandas(frame, preserve_index=False),
@@ -396,12 +427,83 @@ def _copy_into(connection: Connection, table_name: str, frame: pd.DataFrame) -> 
         pa_csv.WriteOptions(include_header=False, quoting_style="needed"),
     )
     buffer.seek(0)
-    quoted = ", ".join(f'"{c}"' for c in frame.columns)
-    driver = connection.connection.driver_connection
-    if driver is None:
-        raise RuntimeError("COPY needs an open PostgreSQL connection")
-    cursor = driver.cursor()
-    try:
-        cursor.copy_expert(f'COPY "{table_name}" ({quoted}) FROM STDIN WITH (FORMAT csv)', buffer)
-    finally:
-        cursor.close()
+    return buffer
+
+
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+_POSTGRES_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in Unix microseconds: binary timestamps count from it
+
+
+def _binary_field(values: pd.Series, stored: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """One column in COPY binary form: each row's value length in bytes (-1: NULL) and the non-NULL values'
+    bytes in row order; None when the values are not exactly of the stored type (the CSV path takes them)."""
+    missing = values.isna().to_numpy()
+    dtype = values.dtype
+    if stored == "double precision" and dtype == np.float64:
+        data = values.to_numpy()[~missing].astype(">f8")
+    elif stored == "boolean" and dtype == np.bool_:
+        data = values.to_numpy().astype(np.uint8)
+    elif (
+        stored == "integer"
+        and pd.api.types.is_integer_dtype(dtype)
+        and not isinstance(dtype, pd.api.extensions.ExtensionDtype)
+    ):
+        numbers = values.to_numpy()
+        if len(numbers) and (numbers.min() < -(2**31) or numbers.max() >= 2**31):
+            return None
+        data = numbers.astype(">i4")
+    elif stored == "timestamp with time zone" and isinstance(dtype, pd.DatetimeTZDtype):
+        nanoseconds = values[~missing].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").view("i8")
+        if (nanoseconds % 1000).any():  # finer than PostgreSQL keeps: its own rounding (CSV) decides
+            return None
+        data = (nanoseconds // 1000 - _POSTGRES_EPOCH_US).astype(">i8")
+    elif (stored == "text" or stored.startswith("character varying")) and pd.api.types.is_object_dtype(dtype):
+        try:
+            text = pa.array(values.to_numpy(), type=pa.large_string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text
+            return None
+        offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[: len(text) + 1]
+        lengths = np.diff(offsets)
+        lengths[missing] = -1
+        body = text.buffers()[2]
+        return lengths, np.frombuffer(body, dtype=np.uint8)[: offsets[-1]] if body is not None else np.empty(
+            0, np.uint8
+        )
+    else:
+        return None
+    width = data.dtype.itemsize
+    lengths = np.where(missing, -1, width) if missing.any() else np.full(len(values), width)
+    return lengths, data.view(np.uint8).reshape(-1)
+
+
+def _binary_copy(frame: pd.DataFrame, stored: list[str]) -> io.BytesIO | None:
+    """The rows in PostgreSQL's COPY binary format (a 2-byte field count per row, then per field a 4-byte
+    length and the value's bytes), assembled column by column with numpy; None if a column cannot be."""
+    fields = []
+    for column, kind in zip(frame.columns, stored, strict=True):
+        field = _binary_field(frame[column], kind)
+        if field is None:
+            return None
+        fields.append(field)
+    rows = len(frame)
+    sizes = [4 + np.maximum(lengths, 0) for lengths, _ in fields]
+    row_sizes = 2 + np.sum(sizes, axis=0) if sizes else np.full(rows, 2)
+    out = np.empty(len(_BINARY_HEADER) + int(row_sizes.sum()) + 2, dtype=np.uint8)
+    out[: len(_BINARY_HEADER)] = np.frombuffer(_BINARY_HEADER, dtype=np.uint8)
+    out[-2:] = 0xFF  # trailer: field count -1
+    position = len(_BINARY_HEADER) + np.concatenate(([0], np.cumsum(row_sizes)[:-1])).astype(np.int64)
+    _scatter(out, position, np.full(rows, len(fields), dtype=">i2").view(np.uint8), 2)
+    position += 2
+    for (lengths, data), size in zip(fields, sizes, strict=True):
+        _scatter(out, position, lengths.astype(">i4").view(np.uint8), 4)
+        present = lengths > 0
+        counts = lengths[present]
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        out[np.repeat(position[present] + 4 - starts, counts) + np.arange(len(data))] = data
+        position += size
+    return io.BytesIO(out.data)
+
+
+def _scatter(out: np.ndarray, positions: np.ndarray, data: np.ndarray, width: int) -> None:
+    """Write `width` bytes of `data` per row at each of `positions`."""
+    out[positions[:, None] + np.arange(width)] = data.reshape(-1, width)

@@ -8,11 +8,18 @@ import pytest
 
 from mlops_assets.core.cleaning import (
     CLEAN_COLUMNS,
+    DEFAULT_RANGES,
+    REQUIRED,
     check_clean_ranges,
     clean_listings,
+    normalize_date,
     normalize_status,
     normalize_zip,
 )
+from mlops_assets.core.properties import property_keys
+from mlops_assets.core.schema import NUMERIC_COLUMNS, RAW_COLUMNS, coerce_raw
+from mlops_assets.core.states import normalize_state
+from mlops_assets.sources.generator import ListingGenerator
 
 
 def listing(**overrides) -> dict:
@@ -148,3 +155,91 @@ def test_the_contract_check_accepts_clean_data_and_names_violations():
     problems = check_clean_ranges(broken)
     assert any(p.startswith("bed:") for p in problems)
     assert any(p.startswith("listing_id:") for p in problems)
+
+
+# --- the whole cleaning against the rule-by-rule reference it replaced ---------------------------------------------
+
+
+def reference_clean(raw: pd.DataFrame, ranges=DEFAULT_RANGES) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Cleaning as first written: per-value maps, and a copy of the frame after every rule."""
+    frame = raw[list(RAW_COLUMNS)].copy()
+    dropped = {}
+
+    def drop(rule, mask):
+        nonlocal frame
+        dropped[rule] = int(mask.sum())
+        frame = frame.loc[~mask].copy()
+
+    for column in NUMERIC_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    frame["listing_id"] = [f"{h:016x}" for h in pd.util.hash_pandas_object(frame[list(RAW_COLUMNS)], index=False)]
+    drop("missing_required", frame[list(REQUIRED)].isna().any(axis=1))
+    frame["state"] = frame["state"].map(normalize_state)
+    drop("unknown_state", frame["state"].isna())
+    frame["status"] = frame["status"].map(normalize_status)
+    drop("unknown_status", frame["status"].isna())
+    for column in REQUIRED:
+        low, high = getattr(ranges, column)
+        drop(f"{column}_out_of_range", ~frame[column].between(low, high))
+    low, high = ranges.acre_lot
+    drop("acre_lot_out_of_range", frame["acre_lot"].notna() & ~frame["acre_lot"].between(low, high))
+    drop("duplicate", frame.duplicated(subset=["listing_id"], keep="first"))
+    frame["acre_lot_missing"] = frame["acre_lot"].isna()
+    frame["zip_code"] = [
+        None if pd.isna(z) or not 0 <= z <= 99_999 or z % 1 else f"{int(z):05d}" for z in frame["zip_code"]
+    ]
+    parsed = pd.to_datetime(frame["prev_sold_date"], errors="coerce", format="%Y-%m-%d")
+    frame["prev_sold_date"] = parsed.dt.strftime("%Y-%m-%d").astype("object").where(parsed.notna(), None)
+    frame["city"] = frame["city"].map(lambda v: " ".join(v.split()) if isinstance(v, str) else None)
+    frame["property_key"] = property_keys(frame)
+    return frame[CLEAN_COLUMNS].reset_index(drop=True), dropped
+
+
+def messy_raw(rows: int, seed: int) -> pd.DataFrame:
+    """Generator rows with odd spellings, zips as text, bad numbers and dates, duplicates and a shuffled index."""
+    rng = np.random.default_rng(seed)
+    raw = coerce_raw(ListingGenerator(seed=seed, batches=1, min_rows=rows, max_rows=rows).batch(1)).astype(object)
+
+    def spoil(column: str, share: float, values: list) -> None:
+        hit = rng.random(len(raw)) < share
+        raw.loc[hit, column] = pd.Series(
+            [values[i] for i in rng.integers(0, len(values), hit.sum())], dtype=object
+        ).values
+
+    spoil("state", 0.3, [" tx", "TEXAS", "new  york", "washington dc", "Nowhere", "", None, np.nan, 5, "gu", "N.Y."])
+    spoil("status", 0.2, ["For Sale", " SOLD ", "ready-to-build", "forsale", "pending", None, 3, "for  sale"])
+    spoil("city", 0.2, [" Austin ", "new   york", "", "  ", None, 42, "San\tJose"])
+    spoil("zip_code", 0.3, ["601", " 601 ", "601.0", -1.0, 100000.0, 12.5, "abc", None, np.inf, "", True])
+    spoil("prev_sold_date", 0.1, ["2015-6-1", "not a date", None, "2020-02-30", 20150601])
+    for column in ("bed", "bath", "price", "house_size", "acre_lot", "street"):
+        spoil(column, 0.03, ["n/a", "3", " 4 ", None, np.inf, "", 2.5])
+    raw = pd.concat([raw, raw.iloc[rng.integers(0, len(raw), len(raw) // 20)]])
+    return raw.set_axis(rng.permutation(len(raw)) % (len(raw) // 2))  # shuffled, with repeated labels
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_cleaning_equals_the_rule_by_rule_reference_on_messy_rows(seed):
+    raw = messy_raw(3_000, seed)
+    expected, dropped = reference_clean(raw)
+    result = clean_listings(raw)
+    assert result.dropped == dropped and result.rows_in == len(raw)
+    pd.testing.assert_frame_equal(result.frame, expected, check_exact=True)
+    for column in ("status", "state", "city", "zip_code", "prev_sold_date", "listing_id", "property_key"):
+        assert [type(v) for v in result.frame[column]] == [type(v) for v in expected[column]], column
+    generated = coerce_raw(ListingGenerator(seed=seed, batches=1, min_rows=2_000, max_rows=2_000).batch(1))
+    expected, dropped = reference_clean(generated)
+    result = clean_listings(generated)
+    assert result.dropped == dropped
+    pd.testing.assert_frame_equal(result.frame, expected, check_exact=True)
+
+
+def test_dates_parse_once_per_distinct_value_as_the_whole_column_would():
+    values = pd.Series(["2015-06-01", "2015-6-1", "x", None, np.nan, "2020-02-30", "2015-06-01", ""] * 3, dtype=object)
+    parsed = pd.to_datetime(values, errors="coerce", format="%Y-%m-%d")
+    assert normalize_date(values).tolist() == parsed.dt.strftime("%Y-%m-%d").where(parsed.notna(), None).tolist()
+    mixed = pd.Series(["2015-06-01", 20150601, True, 1, None], dtype=object)  # not text: the whole-column path
+    parsed = pd.to_datetime(mixed, errors="coerce", format="%Y-%m-%d")
+    assert (
+        normalize_date(mixed).tolist()
+        == parsed.dt.strftime("%Y-%m-%d").astype(object).where(parsed.notna(), None).tolist()
+    )
