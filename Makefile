@@ -63,8 +63,11 @@ instance:
 demo: setup
 	$(BIN)/python -m mlops_assets.demo --fresh
 
+# Two pytest-xdist workers; the tests of a folder with costly session fixtures stay on one (tests/conftest.py).
+# TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
 test: setup test-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The fast lane: everything not marked slow (slow = starts servers or runs training searches).
 test-fast: setup

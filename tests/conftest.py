@@ -29,6 +29,20 @@ POSTGRES_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL", "postgresql://postgres@
 REQUIRE_SERVICES = os.environ.get("MLOPS_REQUIRE_SERVICES") == "1"
 
 
+#: Test folders whose session fixtures are costly (a platform built by the pipeline with serving, the UIs and a
+#: browser; serving on an mlflow server; the rendered manifests). `make test` runs two xdist workers with
+#: `--dist loadgroup`: each folder's tests stay together on one worker, so each fixture is built once.
+SHARED_FIXTURE_FOLDERS = ("dashboard", "serving", "deploy")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in SHARED_FIXTURE_FOLDERS:
+            item.add_marker(pytest.mark.xdist_group(folder))
+
+
 def missing_service(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (MLOPS_REQUIRE_SERVICES=1)")

@@ -48,8 +48,8 @@ def skipped_training(batch_id: str, why: str, report_url: str) -> list[AssetObse
     No training means no materialization, which the Dagster UI would otherwise show as a missing partition;
     an observation puts the decision, its reason and the report on that partition's page instead.
     """
-    metadata = {
-        "outcome": DriftDecision.NO_DRIFT.value,
+    metadata: dict[str, MetadataValue] = {
+        "outcome": MetadataValue.text(DriftDecision.NO_DRIFT.value),
         "why": MetadataValue.md(why),
         "drift_report": MetadataValue.url(report_url),
     }

@@ -133,7 +133,8 @@ def describe(model_name: str, version: str, run_id: str, batch_id: str, tags: di
         tags = tags | {"viewer_model_url": viewer}
     why = f" ({tags['trigger']}): {tags['why']}" if tags.get("why") else ""
     summary = f"Model **v{version}** of {model_name}, trained through batch {batch_id}{why}"[:4000]
-    client.set_tag(run_id, RUN_DESCRIPTION_TAG, f"{summary}\n\n{lineage_markdown(tags)}")
+    # the links first: the MLflow UI folds a long description, and the why can be long
+    client.set_tag(run_id, RUN_DESCRIPTION_TAG, f"{lineage_markdown(tags)}\n\n{summary}")
     pending = version_description("pending", "awaiting the promotion gate (champion_model)", tags)
     client.update_model_version(model_name, version, description=pending)
 

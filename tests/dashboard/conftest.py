@@ -20,15 +20,15 @@ from streamlit.testing.v1 import AppTest
 
 from mlops_assets.settings import Settings
 from tests.conftest import free_port
-from tests.dashboard.pipeline_history import build_platform, platform_env
+from tests.dashboard.pipeline_history import UI_URLS, build_platform, platform_env
 from tests.processes import ROOT, start_bentoml, stop_process
 
 APP = ROOT / "dashboard" / "app.py"
 TOKEN = "dashboard-test-token"
 READ_TOKEN = "dashboard-test-read-token"
-DAGSTER_UI = "http://dagster.test:3001"
-MLFLOW_UI = "http://mlflow.test:5000"
-"""The UIs serving links its lineage answers into (MLOPS_DAGSTER_URL, MLOPS_MLFLOW_URL)."""
+DAGSTER_UI = UI_URLS["dagster"]
+MLFLOW_UI = UI_URLS["mlflow"]
+"""The UIs serving links its lineage answers into (MLOPS_DAGSTER_URL, MLOPS_MLFLOW_URL), as the pipeline does."""
 
 
 @dataclass

@@ -18,7 +18,12 @@ from mlops_assets.demo import QUIET, Loop
 from mlops_assets.resources import PromotionGateResource
 from mlops_assets.sensors import drift_sensor, ingestion_sensor
 from mlops_assets.settings import Settings
+from tests.conftest import free_port
 from tests.pipeline.helpers import run_batch
+
+#: Where this test session's Dagster UI, MLflow UI and viewer listen (test_browser.py starts them on these
+#: ports): the pipeline records its links with these bases, so a browser can follow every link to a real page.
+UI_URLS = {name: f"http://127.0.0.1:{free_port()}" for name in ("dagster", "mlflow", "viewer")}
 
 
 def platform_env(home: Path) -> dict[str, str]:
@@ -28,7 +33,15 @@ def platform_env(home: Path) -> dict[str, str]:
         "MLOPS_SIM_MIN_ROWS": "3000",
         "MLOPS_SIM_MAX_ROWS": "4000",
         "MLOPS_TRAIN_TRIALS": "1",
+        "MLOPS_DAGSTER_URL": UI_URLS["dagster"],
+        "MLOPS_MLFLOW_URL": UI_URLS["mlflow"],
+        "MLOPS_VIEWER_URL": UI_URLS["viewer"],
     }
+
+
+def dagster_home(home: Path) -> Path:
+    """The platform's Dagster instance (kept after the build: the Dagster UI of test_browser.py reads it)."""
+    return home.parent / "dagster_home"
 
 
 def build_platform(home: Path, champion_ready: Callable[[], None] = lambda: None) -> Settings:
@@ -39,7 +52,8 @@ def build_platform(home: Path, champion_ready: Callable[[], None] = lambda: None
     """
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     settings = Settings.from_env(platform_env(home))
-    with instance_for_test() as instance:
+    dagster_home(home).mkdir(parents=True, exist_ok=True)
+    with instance_for_test(temp_dir=str(dagster_home(home))) as instance:
         loop = Loop(instance, settings)
         for _ in range(3):
             [ingest], _ = loop.tick(ingestion_sensor)

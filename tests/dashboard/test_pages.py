@@ -13,6 +13,7 @@ from mlops_assets.core.live_quality import live_errors
 from mlops_assets.storage.object_store import ObjectStore
 from mlops_assets.storage.warehouse import Warehouse, live_performance, model_diffs, model_history, sale_outcomes
 from tests.dashboard.conftest import READ_TOKEN, TOKEN, Platform, clean, eventually, open_page, texts
+from tests.dashboard.pipeline_history import UI_URLS
 
 pytestmark = pytest.mark.slow
 
@@ -244,7 +245,7 @@ def test_monitoring_shows_recent_predictions_and_links_to_the_other_tools(on_pla
     links = {b.label: b.url for b in at.get("link_button")}
     assert links == {
         "Dagster UI: runs, assets, sensors": "http://dagster:3001",
-        "MLflow: experiments, registry": "http://127.0.0.1:5000",
+        "MLflow: experiments, registry": UI_URLS["mlflow"],  # the platform's MLOPS_MLFLOW_URL
         "Grafana: serving dashboards": "http://grafana.example:3000",
         "Serving API docs": f"{on_platform.serving.url}/",
     }

@@ -103,8 +103,8 @@ def test_ids_are_links_numbers_are_readable_and_the_checks_tell_the_verdict(inst
         f"[Dagster: candidate_model partition]({DAGSTER}/assets/candidate_model?view=partitions&partition=00001) · "
         f"[Viewer: model history]({viewer})"
     )
-    assert run.data.tags["mlflow.note.content"].startswith("Model **v1** of house-price, trained through batch 00001")
-    assert run.data.tags["mlflow.note.content"].endswith(lineage)
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith(f"{lineage}\n\nModel **v1** of house-price, trained through batch 00001 (")
     assert version.description.endswith(lineage)
     info = mlflow.models.get_model_info(f"models:/{settings.model_name}/1")
     assert info.signature is not None and "house_size" in info.signature.inputs.input_names()
