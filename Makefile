@@ -71,7 +71,7 @@ test: setup test-tools
 
 # The fast lane: everything not marked slow (slow = starts servers or runs training searches).
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadgroup
 
 # System tools some tests drive: chromium (dashboard browser test), promtool and shellcheck, and the CRD schemas
 # of tests/deploy/schema_check.py (npm). Installed when possible (-k: one failing does not stop the others);
