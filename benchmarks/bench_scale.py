@@ -886,10 +886,16 @@ def section(run: dict) -> str:
                 f"; SHAP of {shap_every['rows']:,} rows {shap_every['wall']:.2f} s against {small_shap['wall']:.2f} s "
                 f"({shap_every['wall'] / small_shap['wall']:.1f}x)"
             )
+        if every > one:  # slower with more threads: contention, which the load averages show
+            reading = (
+                ". On this machine's two cores, shared with other work (see the load averages), XGBoost's threads "
+                "synchronise within every tree, so one thread descheduled stalls the other (the likely cause; "
+                "not profiled)"
+            )
+        else:
+            reading = ". With the cores to itself, XGBoost's threads shorten the work"
         lines += [
-            text + ". On this machine's two cores, shared with other work (see the load averages), XGBoost's "
-            "threads synchronise within every tree, so one thread descheduled stalls the other (the likely cause; "
-            "not profiled). Runs are sequential, minutes apart, under a load that moves: the ratio is indicative. "
+            text + reading + ". Runs are sequential, minutes apart, under a load that moves: the ratio is indicative. "
             f"The figures above use `nthread={run['nthread']}` so that they measure the work, not the contention.",
             "",
         ]
