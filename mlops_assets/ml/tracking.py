@@ -156,8 +156,7 @@ def register(model_name: str, info, run_id: str, tags: dict[str, str]) -> str:
         run_id=run_id,
         model_id=info.model_id,
         tags={k: v[:5000] for k, v in tags.items()},
-        description=version_description("pending", "awaiting the promotion gate (champion_model)"),
-    )
+    )  # described by `describe`, with its links, once numbered
     return str(version.version)
 
 

@@ -62,11 +62,15 @@ class Platform:
         }
 
 
-def wait_until(check: Callable[[], object], timeout: float, what: str, process: subprocess.Popen, log: Path) -> None:
+def wait_until(
+    check: Callable[[], object], timeout: float, what: str, process: subprocess.Popen, log: Path,
+    name: str = "bentoml serve",
+) -> None:  # fmt: skip
+    """Until `check()` holds; the process's log in the error when it exits or the time runs out."""
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited with {process.returncode}: {log.read_text()[-3000:]}")
+            raise RuntimeError(f"{name} exited with {process.returncode}: {log.read_text()[-3000:]}")
         try:
             if check():
                 return

@@ -25,7 +25,7 @@ from dashboard.ui import DEFAULT_PROPERTY, money
 from mlops_assets.core.links import Links
 from mlops_assets.storage.warehouse import Warehouse, model_history
 from tests.conftest import missing_service
-from tests.dashboard.conftest import Platform, eventually
+from tests.dashboard.conftest import Platform, wait_until
 from tests.dashboard.pipeline_history import UI_URLS, dagster_home
 from tests.dashboard.test_urls import URL_PATHS
 from tests.processes import ROOT, start_process, stop_process, venv_bin
@@ -52,17 +52,8 @@ def _port(url: str) -> str:
 def _start(name: str, command: list[str], env: dict[str, str], ready, log: Path) -> subprocess.Popen:
     """A server process, once `ready()` says it answers (its log in the error when it exits or never does)."""
     process = start_process(command, env, log)
-
-    def answered() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}: {log.read_text()[-3000:]}")
-        try:
-            return bool(ready())
-        except requests.RequestException:
-            return False
-
     try:
-        eventually(answered, f"{name} answers (log: {log})", timeout=180)
+        wait_until(ready, 180, f"{name} answers", process, log, name)
     except BaseException:
         stop_process(process)
         raise
