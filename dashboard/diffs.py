@@ -54,14 +54,21 @@ def stored(url: str, model_name: str, new_version: int, old_version: int) -> dic
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def _holdout(url: str, batch_id: str, fraction: float) -> pd.DataFrame:
-    rows = queries.clean_through(ui.history(url), batch_id)
+def _holdout(url: str, batch_id: str, from_batch: str | None, fraction: float) -> pd.DataFrame:
+    rows = queries.clean_through(ui.history(url), batch_id, since=from_batch)
     return rows[is_holdout(rows["listing_id"], fraction)].reset_index(drop=True)
 
 
 @st.cache_data(ttl=600, show_spinner=False)
 def _computed(
-    tracking_uri: str, url: str, model_name: str, new_version: int, old_version: int, batch_id: str, drift_id: str
+    tracking_uri: str,
+    url: str,
+    model_name: str,
+    new_version: int,
+    old_version: int,
+    batch_id: str,
+    from_batch: str | None,
+    drift_id: str,
 ) -> dict:
     try:
         from mlops_assets.ml.model_diff import diff_models
@@ -71,7 +78,7 @@ def _computed(
             f"This dashboard cannot compute a diff ({error.name} is not installed here): only the diffs the "
             "pipeline stored (each candidate against the champion it was judged against) can be shown."
         ) from None
-    holdout = _holdout(url, batch_id, HOLDOUT_FRACTION)
+    holdout = _holdout(url, batch_id, from_batch, HOLDOUT_FRACTION)
     if holdout.empty:
         raise DiffUnavailableError(f"No holdout rows up to batch {batch_id} in the warehouse.")
     drift = None
@@ -104,6 +111,7 @@ def compute(models: pd.DataFrame, new_version: int, old_version: int) -> dict:
         int(new_version),
         int(old_version),
         str(newer["batch_id"]),
+        str(newer["from_batch"]) if pd.notna(newer.get("from_batch")) else None,
         str(subject["drift_report_id"]) if pd.notna(subject.get("drift_report_id")) else "",
     )
     diff = dict(diff)

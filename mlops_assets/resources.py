@@ -152,7 +152,7 @@ class DriftRuleResource(ConfigurableResource):
 
 
 class TrainingResource(ConfigurableResource):
-    """How candidates are tuned: Optuna trials, CV folds, the holdout share, threads.
+    """How candidates are tuned: Optuna trials, CV folds, the holdout share, the training window, threads.
 
     `seed` is the base seed: each training searches with `training_seed(seed, batch_id)` - the same batch the
     same search, another batch other configurations."""
@@ -160,6 +160,8 @@ class TrainingResource(ConfigurableResource):
     n_trials: int = TuningConfig.n_trials
     cv_folds: int = TuningConfig.cv_folds
     holdout_fraction: float = 0.2
+    #: a training reads the most recent batches with at most this many clean rows (`queries.window_start`)
+    window_rows: int = 1_000_000
     seed: int = TuningConfig.seed
     nthread: int = TuningConfig.nthread
 
@@ -255,7 +257,7 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             viewer_url=settings.viewer_url,
         ),
         "drift_rule": DriftRuleResource(),
-        "training": TrainingResource(n_trials=settings.train_trials),
+        "training": TrainingResource(n_trials=settings.train_trials, window_rows=settings.train_window_rows),
         "promotion_gate": PromotionGateResource(mode=settings.gate_mode),
         "live_quality": LiveQualityResource(policy=settings.rollback_policy),
         "serving": ServingResource(url=settings.serving_url, admin_token=settings.admin_token),

@@ -89,6 +89,13 @@ class Settings(BaseSettings):
 
     # --- training and promotion (pipeline) ---
     train_trials: int = _var("MLOPS_TRAIN_TRIALS", 15, PIPELINE, "Optuna trials per training", ge=1)
+    train_window_rows: int = _var(
+        "MLOPS_TRAIN_WINDOW_ROWS",
+        1_000_000,
+        PIPELINE,
+        "a training reads the most recent batches holding at most this many clean rows (its cost stays bounded)",
+        ge=1,
+    )
     gate_mode: Literal["relative", "absolute"] = _var(
         "MLOPS_PROMOTION_GATE", "relative", PIPELINE, "`absolute`: the original R2 / RMSE thresholds"
     )

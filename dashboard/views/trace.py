@@ -24,6 +24,12 @@ MODEL_LINKS = {"mlflow_run": "MLflow run", "mlflow_model_version": "MLflow model
 REPORT_LINKS = {"dagster_partition": "Dagster: drift_report partition", "dagster_run": "Dagster run (drift report)"}
 
 
+def _window(model: dict) -> str:
+    """The batches a model was trained on, in words (`from_batch` None: rows from before windows existed)."""
+    start = model.get("from_batch")
+    return f"batches {start} to {model['through_batch']}" if start else f"every batch up to {model['through_batch']}"
+
+
 def when(iso: str | None) -> str:
     return "-" if not iso else pd.Timestamp(iso).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -103,8 +109,9 @@ def show_trace(trace: dict[str, Any]) -> None:
 
     st.subheader("3. The data it was trained on")
     st.caption(
-        f"A model trained for batch {model['through_batch']} learns from the clean rows of every batch up to it (a "
-        "listing seen in several batches once, in its latest), less the holdout (the same listings for every model)."
+        f"A model trained for batch {model['through_batch']} learns from the clean rows of its training window, "
+        f"{_window(model)} (a listing seen in several batches once, in its latest), less the holdout (the same "
+        "listings for every model)."
     )
     batches = pd.DataFrame(trace["training_batches"])
     if batches.empty:

@@ -63,15 +63,16 @@ def report_key(report_id: str) -> str:
     return f"reports/drift/{report_id}.html"
 
 
-def _reference_through(db, mlflow: MlflowResource, version: str) -> str:
-    """The last batch the champion was trained on: its model_history row, else its registry tag."""
+def _reference_window(db, mlflow: MlflowResource, version: str) -> tuple[str | None, str]:
+    """The batches the champion was trained on, (first, last): its model_history row, else its registry tags
+    (no first batch recorded: from the first)."""
     row = queries.model_row(db, mlflow.model_name, version)
     if row:
-        return row["batch_id"]
+        return row.get("from_batch"), row["batch_id"]
     tags = mlflow.registry().client.get_model_version(mlflow.model_name, version).tags
     if "batch_id" not in tags:
         raise Failure(f"champion v{version} records no training batch (tag batch_id): cannot pick a reference")
-    return tags["batch_id"]
+    return tags.get("from_batch"), tags["batch_id"]
 
 
 def _champion_reliance(db, mlflow: MlflowResource, version: str) -> tuple[dict[str, float] | None, str]:
@@ -157,8 +158,8 @@ def drift_report(
         }
         metadata = {"importance_ranking": no_ranking}
     else:
-        through = _reference_through(db, mlflow, champion)
-        reference = queries.clean_through(db, through, columns=NUMERIC + CATEGORICAL)
+        since, through = _reference_window(db, mlflow, champion)
+        reference = queries.clean_through(db, through, columns=NUMERIC + CATEGORICAL, since=since)
         rule = drift_rule.rule()
         result = compare(reference, current, rule)
         reliance, no_reliance = _champion_reliance(db, mlflow, champion)
@@ -172,7 +173,7 @@ def drift_report(
             applied = unapplied if rule.require_importance else ""
             importance_decision, importance_rule = None, f"absent: {no_reliance}{applied}"
         row |= {
-            "reference_batches": f"up to {through}",
+            "reference_batches": f"{since}..{through}" if since else f"up to {through}",
             "rows_reference": len(reference),
             "drift_detected": detected,
             "share_drifted": result.share_drifted,

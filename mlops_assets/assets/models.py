@@ -118,7 +118,10 @@ def batches_table(train: pd.DataFrame) -> str:
     deps=[clean_listings, drift_report],
     output_required=False,
     check_specs=[checks.candidate_quality_spec],
-    description="XGBoost tuned with Optuna on all clean data up to the batch, tracked and registered in MLflow.",
+    description=(
+        "XGBoost tuned with Optuna on the clean data of the training window ending at the batch (the most recent "
+        "batches, up to MLOPS_TRAIN_WINDOW_ROWS rows), tracked and registered in MLflow."
+    ),
 )
 def candidate_model(
     context: AssetExecutionContext,
@@ -141,9 +144,10 @@ def candidate_model(
     trigger, why = _trigger(context, report)
     context.log.info(f"batch {batch_id}: training ({trigger}): {why}")
 
-    train, holdout = _split(queries.clean_through(db, batch_id), training.holdout_fraction)
+    from_batch = queries.window_start(db, batch_id, training.window_rows)
+    train, holdout = _split(queries.clean_through(db, batch_id, since=from_batch), training.holdout_fraction)
     if len(train) < MIN_TRAINING_ROWS or holdout.empty:
-        raise Failure(f"only {len(train)} training and {len(holdout)} holdout rows up to batch {batch_id}")
+        raise Failure(f"only {len(train)} training and {len(holdout)} holdout rows in batches {from_batch}..{batch_id}")
     state, train_x = fit_transform_training(train)  # training rows encoded out of fold: no target leakage
     champion_version = mlflow.registry().alias_version()  # its parameters are the search's first trial
     champion = queries.model_row(db, mlflow.model_name, champion_version) if champion_version else None
@@ -163,6 +167,7 @@ def candidate_model(
     links = mlflow.links()
     tags = {
         "batch_id": batch_id,
+        "from_batch": from_batch,
         "dagster_run_id": context.run.run_id,
         "dagster_run_url": links.dagster_run(context.run.run_id),
         "dagster_partition_url": links.dagster_partition("candidate_model", batch_id),
@@ -204,6 +209,7 @@ def candidate_model(
             "mlflow_run_id": recorded.run_id,
             "dagster_run_id": context.run.run_id,
             "batch_id": batch_id,
+            "from_batch": from_batch,
             "trained_at": datetime.now(UTC),
             "training_rows": len(train),
             "holdout_rows": len(holdout),
@@ -231,6 +237,10 @@ def candidate_model(
             "why": MetadataValue.md(why),
             "training_rows": len(train),
             "holdout_rows": len(holdout),
+            "training_window": MetadataValue.md(
+                f"batches {from_batch}..{batch_id}: the most recent holding at most "
+                f"{training.window_rows:,} clean rows (`MLOPS_TRAIN_WINDOW_ROWS`)"
+            ),
             "training_batches": MetadataValue.md(batches_table(train)),
             **plotted_metrics(metrics),
             "metrics": MetadataValue.md(metrics_table({"candidate": metrics, "naive baseline": baseline})),
@@ -362,7 +372,8 @@ def champion_model(
     candidate = registry.load(str(row["model_version"]))
     champion_version = registry.alias_version()
 
-    train, holdout = _split(queries.clean_through(db, row["batch_id"]), training.holdout_fraction)
+    trained_on = queries.clean_through(db, row["batch_id"], since=row.get("from_batch"))
+    train, holdout = _split(trained_on, training.holdout_fraction)
     if digest(holdout["listing_id"]) != row["holdout_digest"]:
         raise Failure(
             f"the holdout rows of v{candidate.version} changed since it was trained (a batch was re-loaded): "

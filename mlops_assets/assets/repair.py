@@ -80,6 +80,7 @@ def record_unrecorded_versions(registry: ModelRegistry, db: Warehouse, versions:
                 "mlflow_run_id": version.run_id or "",
                 "dagster_run_id": tags.get("dagster_run_id"),
                 "batch_id": tags["batch_id"],
+                "from_batch": tags.get("from_batch"),
                 "trained_at": datetime.fromtimestamp(version.creation_timestamp / 1000, UTC),
                 "training_rows": int(tags.get("training_rows") or 0),
                 "holdout_rows": int(tags.get("holdout_rows") or 0),

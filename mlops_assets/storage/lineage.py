@@ -5,12 +5,13 @@ and its Dagster run -> the batches it was trained on (`clean_listings`) -> the d
 triggered its training (`drift_reports`) -> its verdict and the champion it replaced. And a batch ->
 the models trained on it -> how many predictions each of them served.
 
-A model trained for batch K was trained on the clean rows of every batch <= K, a listing seen in
-several batches once (its latest copy, as `queries.clean_through` reads them), less the holdout
-(`core.splits.is_holdout`: a bucket of the listing id's hash). The counts per batch are GROUP BYs in
-the database - the holdout bucket is computed in SQL from the id's hex digits - so no listing row
-leaves it. Every function takes an open connection (serving's engine or the dashboard's read-only
-one) and returns JSON-ready dicts; `add_links` adds links into the Dagster and MLflow UIs.
+A model trained for batch K was trained on the clean rows of its window, the batches F..K
+(`model_history.from_batch`; NULL: every batch <= K), a listing seen in several of them once (its
+latest copy, as `queries.clean_through` reads them), less the holdout (`core.splits.is_holdout`:
+a bucket of the listing id's hash). The counts per batch are GROUP BYs in the database - the holdout
+bucket is computed in SQL from the id's hex digits - so no listing row leaves it. Every function takes
+an open connection (serving's engine or the dashboard's read-only one) and returns JSON-ready dicts;
+`add_links` adds links into the Dagster and MLflow UIs.
 """
 
 from __future__ import annotations
@@ -88,14 +89,20 @@ def _held_out(bucket: sa.ColumnElement, fraction: float) -> sa.ColumnElement:
 
 
 def training_batches(
-    connection: Connection, through_batch: str, holdout_fraction: float = HOLDOUT_FRACTION
+    connection: Connection,
+    through_batch: str,
+    holdout_fraction: float = HOLDOUT_FRACTION,
+    from_batch: str | None = None,
 ) -> list[dict[str, Any]]:
-    """What a model trained for `through_batch` was trained on, batch by batch (oldest first): `clean_rows`
+    """What a model trained on batches `from_batch` (None: the first) to `through_batch` was trained on, batch
+    by batch (oldest first): `clean_rows`
     (the batch's clean rows now), `training_rows` and `holdout_rows` (its latest copies of listings, by the
     holdout rule), `superseded_rows` (listings seen again in a later batch <= `through_batch`, counted there)
     and `loaded_at` (when the batch was cleaned)."""
     table = clean_listings
     upto = table.c.batch_id <= through_batch
+    if from_batch is not None:
+        upto &= table.c.batch_id >= from_batch
     loaded = (
         sa.select(table.c.batch_id, sa.func.count().label("rows"), sa.func.max(table.c.cleaned_at).label("loaded_at"))
         .where(upto)
@@ -209,6 +216,7 @@ def prediction_lineage(
         "model_version": int(model["model_version"]),
         "mlflow_run_id": model["mlflow_run_id"],
         "dagster_run_id": model["dagster_run_id"],
+        "from_batch": model["from_batch"],
         "through_batch": model["batch_id"],
         "trained_at": _iso(model["trained_at"]),
         "training_rows": model["training_rows"],
@@ -231,7 +239,7 @@ def prediction_lineage(
         "manual_reason": model["manual_reason"],
     }
     if clean_listings.name in tables:
-        batches = training_batches(connection, model["batch_id"], holdout_fraction)
+        batches = training_batches(connection, model["batch_id"], holdout_fraction, model["from_batch"])
         answer["training_batches"] = batches
         totals = {
             "training_rows": sum(b["training_rows"] for b in batches),
@@ -246,7 +254,8 @@ def prediction_lineage(
         answer["training_totals"] = totals
         if not totals["matches_record"]:
             problems.append(
-                f"the clean rows through batch {model['batch_id']} now give {totals['training_rows']:,} training and "
+                f"the clean rows of batches {model['from_batch'] or 'from the first'} to {model['batch_id']} now "
+                f"give {totals['training_rows']:,} training and "
                 f"{totals['holdout_rows']:,} holdout rows, where v{version} recorded {model['training_rows']:,} and "
                 f"{model['holdout_rows']:,}: a batch was loaded again after it was trained"
             )
@@ -305,7 +314,11 @@ def batch_lineage(
     if clean_rows and model_history.name in tables:
         query = (
             sa.select(model_history)
-            .where(model_history.c.model_name == model_name, model_history.c.batch_id >= batch_id)
+            .where(
+                model_history.c.model_name == model_name,
+                model_history.c.batch_id >= batch_id,
+                sa.or_(model_history.c.from_batch.is_(None), model_history.c.from_batch <= batch_id),
+            )
             .order_by(model_history.c.model_version)
         )
         trained = list(connection.execute(query).mappings())

@@ -22,17 +22,42 @@ def clean_batch(db: Reader, batch_id: str) -> pd.DataFrame:
     return db.read(clean_listings.select().where(clean_listings.c.batch_id == batch_id))
 
 
-def clean_through(db: Reader, batch_id: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """All clean rows of batches up to and including `batch_id`; a listing seen in several batches
-    counts once (its latest copy)."""
+def clean_through(
+    db: Reader, batch_id: str, columns: list[str] | None = None, since: str | None = None
+) -> pd.DataFrame:
+    """All clean rows of batches from `since` (None: the first) up to and including `batch_id`; a listing
+    seen in several of them counts once (its latest copy)."""
     selected: list[sa.ColumnElement | sa.Table] = (
         [clean_listings.c[c] for c in columns] if columns else [clean_listings]
     )
-    query = sa.select(*selected).where(clean_listings.c.batch_id <= batch_id).order_by(clean_listings.c.batch_id)
-    frame = db.read(query)
+    window = clean_listings.c.batch_id <= batch_id
+    if since is not None:
+        window &= clean_listings.c.batch_id >= since
+    frame = db.read(sa.select(*selected).where(window).order_by(clean_listings.c.batch_id))
     if "listing_id" in frame.columns:
         frame = frame.drop_duplicates(subset=["listing_id"], keep="last").reset_index(drop=True)
     return frame
+
+
+def window_start(db: Reader, batch_id: str, max_rows: int) -> str:
+    """The first batch of the training window that ends at `batch_id`: the most recent batches whose clean
+    rows add up to at most `max_rows` (always `batch_id` itself), so a training's cost stops growing with
+    history. One GROUP BY over the batch index; no listing row leaves the database."""
+    counts = (
+        sa.select(clean_listings.c.batch_id, sa.func.count().label("rows"))
+        .where(clean_listings.c.batch_id <= batch_id)
+        .group_by(clean_listings.c.batch_id)
+        .order_by(clean_listings.c.batch_id.desc())
+    )
+    with db.engine.connect() as connection:
+        batches = connection.execute(counts).all()
+    start, total = batch_id, 0
+    for batch, rows in batches:
+        total += int(rows)
+        if total > max_rows and batch != batch_id:
+            break
+        start = batch
+    return start
 
 
 def latest_drift_report(db: Reader, batch_id: str) -> dict | None:

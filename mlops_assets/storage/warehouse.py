@@ -102,6 +102,8 @@ model_history = sa.Table(
     sa.Column("mlflow_run_id", sa.String(64), nullable=False),
     sa.Column("dagster_run_id", sa.String(64)),
     sa.Column("batch_id", sa.String(32), nullable=False, index=True),
+    # the training window's first batch (`queries.window_start`); NULL: from the first batch (older rows)
+    sa.Column("from_batch", sa.String(32)),
     sa.Column("trained_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("training_rows", sa.Integer, nullable=False),
     sa.Column("holdout_rows", sa.Integer, nullable=False),
