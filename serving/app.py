@@ -128,6 +128,7 @@ def model() -> Any:
         "trained_at": _iso_ms(loaded.created_at_ms),
         "loaded_at": datetime.fromtimestamp(champion.loaded_at, UTC).isoformat(),
         "feature_names": list(FEATURE_NAMES),
+        "predictor": champion.predictor,
         "tags": {k: v for k, v in loaded.tags.items() if k in ("verdict", "verdict_reason", "batch_id", "trigger")},
         # over the sales matched to this version's earlier predictions (MAPE a fraction, COD in percent); null until
         # a sale of a property it priced has come in

@@ -14,10 +14,11 @@ from functools import lru_cache
 import numpy as np
 
 from mlops_assets.core.explanations import allocate_dollars
-from mlops_assets.core.features import FEATURE_NAMES, FeatureState, build_features, city_key
+from mlops_assets.core.features import FEATURE_NAMES, FeatureState, build_features, city_key, from_target
 from mlops_assets.core.states import normalize_state
 from mlops_assets.ml.predict import predict_price, shap_contributions
 from mlops_assets.ml.registry import LoadedModel
+from serving.compiled_trees import SMALL_BATCH_ROWS, CompiledTrees, compile_trees
 from serving.schemas import Property, field_error
 
 #: Spellings are few and bounded in length; caching keeps normalisation off the per-row cost.
@@ -123,6 +124,8 @@ class Champion:
     model: LoadedModel
     alias: str
     loaded_at: float = field(default_factory=time.time)
+    #: the same trees in ONNX Runtime, for requests of at most SMALL_BATCH_ROWS rows (None: XGBoost prices all)
+    compiled: CompiledTrees | None = field(default=None, repr=False)
 
     @property
     def version(self) -> str:
@@ -132,10 +135,11 @@ class Champion:
     def prepare(cls, model: LoadedModel, alias: str) -> Champion:
         """Make `model` servable and prove it: a probe row must price and explain to finite numbers.
 
-        nthread=1: the service runs one worker per core, so XGBoost threads would only contend.
+        nthread=1: the service runs one worker per core, so XGBoost threads would only contend. The compiled
+        trees (`serving.compiled_trees`) are used only once they price check rows exactly as XGBoost does.
         """
         model.booster.set_param({"nthread": 1})
-        champion = cls(model, alias)
+        champion = cls(model, alias, compiled=compile_trees(model.booster))
         rows = champion.rows([_PROBE])
         price = champion.predict(rows.x)
         shap_values, base = champion.contributions(rows.x)
@@ -199,8 +203,18 @@ class Champion:
             }
         return PricedBatch(entries, [properties[i] for i in valid], rows, prices, request_ids)
 
+    @property
+    def predictor(self) -> str:
+        """What prices a request, in words (/model)."""
+        if self.compiled is None:
+            return "xgboost"
+        return f"onnxruntime up to {SMALL_BATCH_ROWS} rows, xgboost above (bit-identical)"
+
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """US dollars per row, unrounded (the model predicts log1p(price))."""
+        """US dollars per row, unrounded (the model predicts log1p(price)). Small requests go to the compiled
+        trees, which give XGBoost's float32 result to the bit (checked at `prepare`): one price either way."""
+        if self.compiled is not None and len(x) <= SMALL_BATCH_ROWS:
+            return from_target(self.compiled.margin(x))
         return predict_price(self.model.booster, x)
 
     def prices(self, x: np.ndarray) -> list[float]:
