@@ -16,7 +16,6 @@ at once. A writer thread turns them into frames and inserts them in batches with
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+import pydantic_core
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -62,13 +62,19 @@ def _as_is(value: Any) -> Any:
     return value
 
 
+def _json_text(value: Any) -> str:
+    """JSON text for COPY: pydantic-core's encoder, ~5x faster than `json.dumps` on a property (the inputs are
+    validated finite numbers and strings, so both write the same values)."""
+    return pydantic_core.to_json(value).decode()
+
+
 def frames(batches: Sequence[LogBatch], json_as_text: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(inference_log rows, raw_listings rows) as frames, built column by column (no dict per row).
 
     `json_as_text`: PostgreSQL's COPY takes the JSON columns as text; SQLAlchemy's executemany
     (SQLite) serialises them itself.
     """
-    encode: Callable[[Any], Any] = json.dumps if json_as_text else _as_is
+    encode: Callable[[Any], Any] = _json_text if json_as_text else _as_is
     log: dict[str, list] = defaultdict(list)
     raw: dict[str, list] = defaultdict(list)
     for batch in batches:

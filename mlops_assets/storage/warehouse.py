@@ -392,9 +392,9 @@ def _record_chunks(frame: pd.DataFrame, size: int) -> Iterator[list[dict]]:
 
 def _copy_into(connection: Connection, table_name: str, frame: pd.DataFrame) -> None:
     """PostgreSQL COPY ... FROM STDIN on the transaction's own connection: in COPY's binary format when every
-    column's values are of the type the table stores (floats, text, booleans, integers, UTC timestamps), else as
-    CSV written by Arrow. Binary spares the server parsing text (most of a load's time) and the client formatting
-    it; both load the same values."""
+    column's values are of the type the table stores (floats, text, JSON text, booleans, integers, UTC timestamps)
+    or all NULL, else as CSV written by Arrow. Binary spares the server parsing text (most of a load's time) and
+    the client formatting it; both load the same values."""
     driver = connection.connection.driver_connection
     if driver is None:
         raise RuntimeError("COPY needs an open PostgreSQL connection")
@@ -441,6 +441,8 @@ def _binary_field(values: pd.Series, stored: str) -> tuple[np.ndarray, np.ndarra
     bytes in row order; None when the values are not exactly of the stored type (the CSV path takes them)."""
     missing = values.isna().to_numpy()
     dtype = values.dtype
+    if missing.all():  # NULL is NULL whatever the stored type (e.g. the brokers requests do not name)
+        return np.full(len(values), -1), np.empty(0, np.uint8)
     if stored == "double precision" and dtype == np.float64:
         data = values.to_numpy()[~missing].astype(">f8")
     elif stored == "boolean" and dtype == np.bool_:
@@ -459,7 +461,8 @@ def _binary_field(values: pd.Series, stored: str) -> tuple[np.ndarray, np.ndarra
         if (nanoseconds % 1000).any():  # finer than PostgreSQL keeps: its own rounding (CSV) decides
             return None
         data = (nanoseconds // 1000 - _POSTGRES_EPOCH_US).astype(">i8")
-    elif (stored == "text" or stored.startswith("character varying")) and pd.api.types.is_object_dtype(dtype):
+    elif (stored in ("text", "json") or stored.startswith("character varying")) and pd.api.types.is_object_dtype(dtype):
+        # json's binary form is its text (the server checks it parses), so JSON text columns load as text do
         try:
             text = pa.array(values.to_numpy(), type=pa.large_string(), from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text

@@ -116,3 +116,45 @@ def test_a_failed_binary_load_leaves_the_previous_rows(postgres_url, monkeypatch
     assert built and built[0] is not None
     assert db.count(tables.raw_listings, "00001") == 5
     db.dispose()
+
+
+@pytest.mark.postgres
+def test_the_inference_log_s_rows_load_in_binary_as_the_csv_path_loads_them(postgres_url, monkeypatch):
+    """JSON text columns and columns a request leaves all NULL (brokered_by, street) take the binary path too: the
+    serving writer's COPY of both tables, compared with the CSV path's."""
+    from serving.inference_log import LogBatch, frames
+
+    props = [
+        {"bed": 3.0, "bath": 2.0, "acre_lot": 0.25, "house_size": 1800.0, "state": "Texas", "city": "Austin",
+         "zip_code": "78701", "status": "for_sale"},
+        {"bed": 1.0, "bath": 1.0, "acre_lot": 0.0, "house_size": 500.0, "state": "tx", "city": 'O"Fallon, 東京'},
+    ]  # fmt: skip
+    when = datetime.now(UTC).replace(microsecond=5)
+    notes: list[list[str]] = [[], ['note: "x"']]
+    batch = LogBatch("batch_predict", "house-price", "3", when, 1.5, ["a-0", "a-1"], props, ["Texas", "Texas"],
+                     [350000.25, 99000.0], notes)  # fmt: skip
+    log_rows, raw_rows_ = frames([batch], json_as_text=True)
+    assert raw_rows_["brokered_by"].isna().all() and raw_rows_["street"].isna().all()
+    db = Warehouse(postgres_url)
+    db.create_tables()
+    built = []
+    encode = tables._binary_copy
+    monkeypatch.setattr(tables, "_binary_copy", lambda frame, stored: built.append(encode(frame, stored)) or built[-1])
+    with db.begin() as connection:
+        db.bulk_insert(connection, tables.inference_log, log_rows)
+        db.bulk_insert(connection, tables.raw_listings, raw_rows_)
+    assert len(built) == 2 and all(payload is not None for payload in built)  # both tables: binary
+    monkeypatch.setattr(tables, "_binary_copy", lambda frame, stored: None)
+    with db.begin() as connection:
+        db.bulk_insert(connection, tables.inference_log, log_rows.assign(request_id=["b-0", "b-1"]))
+        db.bulk_insert(connection, tables.raw_listings, raw_rows_.assign(batch_id="csv"))
+    log = db.read("SELECT * FROM inference_log ORDER BY request_id")
+    raw = db.read("SELECT * FROM raw_listings WHERE source = 'inference' ORDER BY batch_id, bed")
+    db.dispose()
+    binary_log, csv_log = log.iloc[:2].drop(columns="request_id"), log.iloc[2:].drop(columns="request_id")
+    pd.testing.assert_frame_equal(binary_log.reset_index(drop=True), csv_log.reset_index(drop=True), check_exact=True)
+    assert binary_log["inputs"].tolist() == props and binary_log["warnings"].tolist() == [[], ['note: "x"']]
+    binary_raw, csv_raw = raw[raw["batch_id"] != "csv"], raw[raw["batch_id"] == "csv"]
+    assert len(binary_raw) == 2
+    binary_raw, csv_raw = (frame.drop(columns="batch_id").reset_index(drop=True) for frame in (binary_raw, csv_raw))
+    pd.testing.assert_frame_equal(binary_raw, csv_raw, check_exact=True)
