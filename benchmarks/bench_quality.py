@@ -4,7 +4,8 @@ without the location features, on the same holdout rows.
     python benchmarks/bench_quality.py [--trials 10] [--output docs/benchmarks.md]
 
 For every batch k of the built-in sequence (the `make demo` data), the model is trained the way
-candidate_model trains it - all clean rows up to k, the hash-stable holdout, Optuna + XGBoost on
+candidate_model trains it - all clean rows up to k (the demo's rows stay far inside the 1M-row training
+window), the hash-stable holdout, Optuna + XGBoost on
 log price - three times over the same rows:
 - **location**: the platform's features (zip -> city -> state price levels, out of fold);
 - **state only**: the same without the city and zip features (what the platform had before);

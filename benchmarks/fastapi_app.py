@@ -2,9 +2,9 @@
 
     uvicorn benchmarks.fastapi_app:app --workers 2 --port 3100
 
-Same work per request as the BentoML service - pydantic validation, the core's features, XGBoost
-`inplace_predict` (nthread=1), TreeSHAP for /explain - but none of its extras (no inference log,
-no metrics, no alias polling): what a quick FastAPI wrapper usually is.
+The work a user would write - pydantic validation, the core's features, XGBoost `inplace_predict`
+(nthread=1), TreeSHAP for /explain - and none of the service's extras (no compiled trees for small requests, no
+inference log, no metrics, no alias polling): what a quick FastAPI wrapper usually is.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ and one way to show either (the "Compare models" page shows all of it, "Model hi
 A stored diff comes from the warehouse's `model_diffs` (champion_model writes one for every candidate
 against the champion it was judged against). Any other pair is computed here with the pipeline's
 own code (`mlops_assets.ml.model_diff`): both versions loaded from the MLflow registry, scored on
-the holdout rows of the newer one's batch (clean_listings up to it, then the listing-id hash split,
-as champion_model does). That needs MLflow and XGBoost, which the slim dashboard image leaves out:
-there, only stored diffs are shown, and the page says so.
+the holdout rows of the newer one's training window (clean_listings of its batches, then the
+listing-id hash split, as champion_model does). That needs MLflow and XGBoost, which the slim
+dashboard image leaves out: there, only stored diffs are shown, and the page says so.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _computed(
         ) from None
     holdout = _holdout(url, batch_id, from_batch, HOLDOUT_FRACTION)
     if holdout.empty:
-        raise DiffUnavailableError(f"No holdout rows up to batch {batch_id} in the warehouse.")
+        raise DiffUnavailableError(f"No holdout rows in batches {from_batch or '00001'}..{batch_id} in the warehouse.")
     drift = None
     if drift_id:
         reports = ui.drift_history(url)

@@ -24,7 +24,10 @@ ingest_job = define_asset_job(
 train_job = define_asset_job(
     "train_job",
     selection=TRAIN,
-    description="Train a candidate on all clean data up to the batch and decide its promotion. Always trains.",
+    description=(
+        "Train a candidate on the clean data of the training window ending at the batch and decide its promotion. "
+        "Always trains."
+    ),
 )
 
 mlops_pipeline = define_asset_job(

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mlops_assets.core.properties import property_keys
-from mlops_assets.storage.warehouse import Warehouse, add_missing_columns, inference_log, raw_listings
+from mlops_assets.storage.warehouse import Warehouse, add_missing_columns, inference_log, model_history, raw_listings
 from serving import metrics
 from serving.schemas import Property
 
@@ -134,10 +134,13 @@ def open_warehouse(url: str) -> Warehouse:
 
 
 def ensure_tables(engine: Engine) -> None:
-    """Create the two tables if missing; another worker creating them at the same time is fine."""
+    """Create the two tables if missing; another worker creating them at the same time is fine. The pipeline's
+    `model_history`, which the lineage routes read, gets the columns a newer release added too (an upgraded
+    serving may start before the pipeline's next run migrates it)."""
     try:
         inference_log.metadata.create_all(engine, tables=[inference_log, raw_listings])
-        add_missing_columns(engine, [inference_log, raw_listings])
+        read = [table for table in (model_history,) if sa.inspect(engine).has_table(table.name)]
+        add_missing_columns(engine, [inference_log, raw_listings, *read])
     except sa.exc.DBAPIError as error:
         if isinstance(error, _TRANSIENT):
             raise

@@ -1,7 +1,8 @@
 """drift_report: is the newest batch different from what the champion was trained on?
 
-The reference is the clean data the current champion was trained on (every batch up to the one it
-was trained at). No champion yet means no reference: the decision is a baseline training.
+The reference is the clean data the current champion was trained on (the batches of its training
+window, `model_history.from_batch` to the one it was trained at). No champion yet means no
+reference: the decision is a baseline training.
 
 The columns are also ranked by drift x the champion's reliance on them (its mean |SHAP| per feature,
 mapped to the raw columns each feature derives from), and the why leads with the drifted columns the

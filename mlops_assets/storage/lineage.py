@@ -342,6 +342,7 @@ def batch_lineage(
                 {
                     "model_name": row["model_name"],
                     "model_version": int(row["model_version"]),
+                    "from_batch": row["from_batch"],
                     "through_batch": through,
                     "trained_at": _iso(row["trained_at"]),
                     "mlflow_run_id": row["mlflow_run_id"],
