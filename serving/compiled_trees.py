@@ -13,11 +13,13 @@ one after it. `compile_trees` checks this on rows drawn across the model's own s
 values) before the compiled form is used, and returns None - XGBoost alone serves - when any row differs.
 
 The conversion is onnxmltools' (the field's converter), from the booster in memory: nothing but XGBoost's own
-format is read from storage.
+format is read from storage. It runs in the loading thread while the previous champion keeps serving: ~1 s for the
+demo's models, ~6 s (pure Python, sharing the worker's interpreter) for the search's largest, 500 trees of depth 9.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -78,19 +80,27 @@ def _onnx_model(booster: xgb.Booster, fold_base: bool = True):
     return model, n_features
 
 
+def _split_values(booster: xgb.Booster) -> dict[int, np.ndarray]:
+    """Per feature index, the float32 split values of every tree (from the model's JSON: ~10x faster than
+    `trees_to_dataframe` on a large model)."""
+    model = json.loads(booster.save_raw("json"))
+    features, values = [], []
+    for tree in model["learner"]["gradient_booster"]["model"]["trees"]:
+        inner = np.asarray(tree["left_children"]) != -1  # leaves have no children
+        features.append(np.asarray(tree["split_indices"])[inner])
+        values.append(np.asarray(tree["split_conditions"], dtype=np.float32)[inner])
+    feature, value = np.concatenate(features), np.concatenate(values)
+    return {int(i): value[feature == i] for i in np.unique(feature)}
+
+
 def check_rows(booster: xgb.Booster, rows: int = CHECK_ROWS, seed: int = 0) -> np.ndarray:
     """Rows that exercise the trees: each feature drawn from the model's split values, just under and just
     over them, and missing (NaN) for a tenth - every branch and default direction the model has."""
     rng = np.random.default_rng(seed)
-    n_features = booster.num_features()
-    splits = booster.trees_to_dataframe()
-    x = rng.normal(size=(rows, n_features)).astype(np.float32)
-    names = booster.feature_names or [f"f{i}" for i in range(n_features)]
-    for i, name in enumerate(names):
-        values = splits.loc[splits["Feature"] == name, "Split"].to_numpy(dtype=np.float32)
-        if values.size:
-            picked = rng.choice(values, rows)
-            x[:, i] = np.where(rng.random(rows) < 0.5, np.nextafter(picked, -np.inf), picked)
+    x = rng.normal(size=(rows, booster.num_features())).astype(np.float32)
+    for i, values in _split_values(booster).items():
+        picked = rng.choice(values, rows)
+        x[:, i] = np.where(rng.random(rows) < 0.5, np.nextafter(picked, -np.inf), picked)
     x[rng.random(x.shape) < 0.1] = np.nan
     return x
 
