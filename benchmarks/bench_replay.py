@@ -462,6 +462,9 @@ def main() -> None:
         saved.write_text(json.dumps({"results": results, "run": run}, default=str))  # --render takes it
     print(f"raw figures: {saved}", flush=True)
     render(results, run, args.output, args.image)
+    stopped = [r["backend"] for r in results if "stopped" in str(r.get("end", ""))]
+    if stopped:
+        raise SystemExit(f"the replay stopped on {', '.join(stopped)}: the section reports the batches it finished")
 
 
 if __name__ == "__main__":
