@@ -68,6 +68,21 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | 
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
 
 
+#: MLflow's `set_tracking_uri` / `set_registry_uri` also write MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into
+#: os.environ, so a test that used a registry in process handed its URI to every process a later test on the same
+#: worker started with `{**os.environ, ...}` (seen: a `dagster dev` serving another test's champion v5).
+_MLFLOW_ENV = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_environment_as_the_session_started() -> None:
+    for name, value in _MLFLOW_ENV.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def settings_env(tmp_path: Path) -> dict[str, str]:
     """An environment for the embedded default, isolated under tmp_path."""
