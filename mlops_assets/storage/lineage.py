@@ -31,7 +31,14 @@ from mlops_assets.core.links import (
     mlflow_version_url,
 )
 from mlops_assets.core.metrics import METRIC_NAMES
-from mlops_assets.storage.warehouse import clean_listings, drift_reports, inference_log, model_history, raw_listings
+from mlops_assets.storage.warehouse import (
+    batch_window,
+    clean_listings,
+    drift_reports,
+    inference_log,
+    model_history,
+    raw_listings,
+)
 
 #: The training holdout's share (`TrainingResource.holdout_fraction`'s default; the pipeline does not change it).
 HOLDOUT_FRACTION = 0.2
@@ -100,9 +107,7 @@ def training_batches(
     holdout rule), `superseded_rows` (listings seen again in a later batch <= `through_batch`, counted there)
     and `loaded_at` (when the batch was cleaned)."""
     table = clean_listings
-    upto = table.c.batch_id <= through_batch
-    if from_batch is not None:
-        upto &= table.c.batch_id >= from_batch
+    upto = batch_window(table.c.batch_id, through_batch, from_batch)
     loaded = (
         sa.select(table.c.batch_id, sa.func.count().label("rows"), sa.func.max(table.c.cleaned_at).label("loaded_at"))
         .where(upto)

@@ -7,7 +7,7 @@ from typing import Protocol
 import pandas as pd
 import sqlalchemy as sa
 
-from mlops_assets.storage.warehouse import clean_listings, drift_reports, model_history
+from mlops_assets.storage.warehouse import batch_window, clean_listings, drift_reports, model_history
 
 
 class Reader(Protocol):
@@ -30,9 +30,7 @@ def clean_through(
     selected: list[sa.ColumnElement | sa.Table] = (
         [clean_listings.c[c] for c in columns] if columns else [clean_listings]
     )
-    window = clean_listings.c.batch_id <= batch_id
-    if since is not None:
-        window &= clean_listings.c.batch_id >= since
+    window = batch_window(clean_listings.c.batch_id, batch_id, since)
     frame = db.read(sa.select(*selected).where(window).order_by(clean_listings.c.batch_id))
     if "listing_id" in frame.columns:
         frame = frame.drop_duplicates(subset=["listing_id"], keep="last").reset_index(drop=True)

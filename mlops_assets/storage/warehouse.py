@@ -285,6 +285,13 @@ rollbacks = sa.Table(
 )
 
 
+def batch_window(batch_id: sa.ColumnElement, through: str, since: str | None = None) -> sa.ColumnElement:
+    """The batches `since` (None: the first) to `through`, both included: what a model trained for `through`
+    with its training window starting at `since` read (`model_history.from_batch`)."""
+    window = batch_id <= through
+    return window if since is None else window & (batch_id >= since)
+
+
 def add_missing_columns(engine: Engine, tables: list[sa.Table]) -> None:
     """Add the nullable columns a newer release introduced to existing `tables` (their rows are kept)."""
     inspector = sa.inspect(engine)
